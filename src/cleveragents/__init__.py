@@ -1,0 +1,34 @@
+"""cleveragents-audit: a non-blocking, group-committing audit trail for agent runtimes.
+
+Everything the runtime imports lives here::
+
+    from cleveragents import AuditService, AuditEventType, ReactiveEventBus, DomainEvent
+"""
+
+from cleveragents.application.event_bus import ReactiveEventBus
+from cleveragents.application.services.audit_service import AuditService
+from cleveragents.config.settings import Settings
+from cleveragents.domain.entry import AuditLogEntry
+from cleveragents.domain.errors import (
+    AuditError,
+    AuditQueueFullError,
+    AuditServiceClosedError,
+    AuditStorageError,
+)
+from cleveragents.domain.event_types import AuditEventType
+from cleveragents.domain.events import DomainEvent
+from cleveragents.domain.stats import AuditStats
+
+__all__ = [
+    "AuditError",
+    "AuditEventType",
+    "AuditLogEntry",
+    "AuditQueueFullError",
+    "AuditService",
+    "AuditServiceClosedError",
+    "AuditStats",
+    "AuditStorageError",
+    "DomainEvent",
+    "ReactiveEventBus",
+    "Settings",
+]

@@ -1,0 +1,1 @@
+"""Application layer: the event bus and the audit service."""

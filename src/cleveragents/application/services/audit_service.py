@@ -1,0 +1,394 @@
+"""The audit service: validate in the caller's thread, then enqueue (async) or write (sync).
+
+An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditService.attach`
+-> :meth:`AuditService.record` (validation, encoding, id and time) -> :class:`AuditQueue`
+-> :class:`AuditWriter` (batches, retries) -> :class:`AuditDatabase` (insert, commit).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from sqlalchemy import Connection
+from sqlalchemy.orm import Session
+
+from cleveragents.application.event_bus import ReactiveEventBus
+from cleveragents.config.settings import Settings
+from cleveragents.domain.details import encode_details
+from cleveragents.domain.entry import PENDING_ID, AuditLogEntry
+from cleveragents.domain.errors import AuditQueueFullError, AuditServiceClosedError
+from cleveragents.domain.event_types import AuditEventType, coerce_event_type
+from cleveragents.domain.events import DomainEvent
+from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.stats import AuditStats
+from cleveragents.infrastructure.persistence import reads
+from cleveragents.infrastructure.persistence.database import (
+    AuditDatabase,
+    create_schema,
+    insert_one,
+    open_database,
+)
+from cleveragents.infrastructure.persistence.errors import is_transient
+from cleveragents.infrastructure.persistence.reads import EntryFilter
+from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, RetryPolicy
+
+__all__ = ["AuditService"]
+
+_log = structlog.get_logger("cleveragents.audit")
+
+# While record() waits for room in a full queue, it looks this often whether the
+# writer is still alive and the service still open.
+_FULL_QUEUE_CHECK_S = 0.1
+
+
+class AuditService:
+    """Records audit entries without slowing the caller down, and reads them back.
+
+    Without ``session`` the service owns an engine made from ``settings.database_url``
+    and, when ``settings.audit_async`` is true, a writer thread that commits queued
+    entries in batches. With ``session`` it always writes synchronously through that
+    session (INSERT + COMMIT per record), so the caller's transaction sees the row.
+
+    The service is open until :meth:`close`; it is a context manager.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, session: Session | None = None) -> None:
+        self._settings = settings if settings is not None else Settings()
+        self._session = session
+        self._database: AuditDatabase | None = None
+        self._queue: AuditQueue | None = None
+        self._writer: AuditWriter | None = None
+        self._closed = False
+        self._lock = threading.Lock()  # close(), and the counters below
+        self._rejected = 0
+        self._sync_written = 0
+        self._sync_failed = 0
+        if session is not None:
+            create_schema(session)
+            return
+        self._database = open_database(self._settings.database_url)
+        if self._settings.audit_async:
+            self._queue = AuditQueue(self._settings.audit_queue_maxsize)
+            self._writer = AuditWriter(
+                self._queue,
+                self._database,
+                batch_size=self._settings.audit_batch_size,
+                retry=RetryPolicy(deadline_s=self._settings.audit_retry_deadline),
+                is_transient=is_transient,
+                exit_timeout_s=self._settings.audit_close_timeout_s,
+            )
+            self._writer.start()
+
+    # -- recording ----------------------------------------------------------------------
+
+    @property
+    def is_async(self) -> bool:
+        """True when record() queues entries for the writer thread."""
+        return self._writer is not None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings this service was made with."""
+        return self._settings
+
+    def record(
+        self,
+        event_type: AuditEventType | str,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> AuditLogEntry:
+        """Record one entry.
+
+        Everything is checked here, in the caller's thread, before anything is
+        queued. Asynchronous: returns at once an entry with ``id == -1`` (pending).
+        Synchronous: returns the committed entry with its database id.
+
+        Raises:
+            ValueError: ``event_type`` is unknown, or a number in ``details`` is not finite.
+            TypeError: ``details`` is not a mapping of str keys to JSON values, or
+                ``actor``, ``resource`` or ``correlation_id`` is not a str.
+            AuditQueueFullError: the queue is full and the overflow policy says not
+                to wait (longer); the entry is not recorded.
+            AuditServiceClosedError: the service is closed.
+        """
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; record() is refused")
+        kind = coerce_event_type(event_type)
+        _check_text("actor", actor)
+        _check_text("resource", resource)
+        _check_text("correlation_id", correlation_id)
+        details_json = encode_details(details)
+        event_id = new_event_id()
+        created_at = datetime.now(UTC)
+        row: EntryRow = (
+            event_id,
+            kind.value,
+            actor,
+            resource,
+            details_json,
+            correlation_id,
+            created_at,
+        )
+        if self._queue is not None:
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                self._put_when_full(row)
+            entry_id = PENDING_ID
+        else:
+            entry_id = self._write_now(row)
+        return AuditLogEntry(
+            id=entry_id,
+            event_id=event_id,
+            event_type=kind,
+            actor=actor,
+            resource=resource,
+            details={} if details is None else dict(details),
+            correlation_id=correlation_id,
+            created_at=created_at,
+        )
+
+    def _put_when_full(self, row: EntryRow) -> None:
+        """Apply the overflow policy to a row that found the queue full."""
+        entries, writer = self._queue, self._writer
+        assert entries is not None
+        assert writer is not None
+        policy = self._settings.audit_overflow
+        if policy == "raise":
+            self._reject(row, "the audit queue is full")
+        if writer.on_writer_thread():
+            self._reject(row, "the audit queue is full and record() runs on the writer thread")
+        timeout = self._settings.audit_block_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            wait = _FULL_QUEUE_CHECK_S
+            if deadline is not None:
+                wait = min(wait, deadline - time.monotonic())
+                if wait <= 0:
+                    self._reject(row, f"the audit queue stayed full for {timeout} s")
+            try:
+                entries.put(row, timeout=wait)
+                return
+            except queue.Full:
+                if self._closed:
+                    raise AuditServiceClosedError(
+                        "the audit service was closed while record() waited for room"
+                    ) from None
+                if not writer.is_alive():
+                    self._reject(row, "the audit queue is full and its writer is not running")
+
+    def _reject(self, row: EntryRow, reason: str) -> None:
+        with self._lock:
+            self._rejected += 1
+            rejected = self._rejected
+        _log.warning(
+            "audit_entry_rejected",
+            reason=reason,
+            event_type=row[1],
+            event_id=row[0],
+            total_rejected=rejected,
+        )
+        raise AuditQueueFullError(
+            f"{reason} ({self._settings.audit_queue_maxsize} entries waiting);"
+            f" the {row[1]} entry was not recorded"
+        )
+
+    def _write_now(self, row: EntryRow) -> int:
+        try:
+            if self._session is not None:
+                entry_id = insert_one(self._session, row)
+            else:
+                assert self._database is not None
+                entry_id = self._database.write_one(row)
+        except Exception:
+            with self._lock:
+                self._sync_failed += 1
+            _log.exception("audit_entry_failed", event_type=row[1], event_id=row[0])
+            raise
+        with self._lock:
+            self._sync_written += 1
+        return entry_id
+
+    # -- the event bus -----------------------------------------------------------------
+
+    def attach(self, bus: ReactiveEventBus) -> Callable[[], None]:
+        """Record every :class:`DomainEvent` of an :class:`AuditEventType` emitted on ``bus``.
+
+        The event's payload becomes the entry's details. Returns a callable that
+        detaches the service again.
+        """
+        unsubscribes = [bus.subscribe(self._on_event, kind.value) for kind in AuditEventType]
+
+        def detach() -> None:
+            for unsubscribe in unsubscribes:
+                unsubscribe()
+
+        return detach
+
+    def _on_event(self, event: DomainEvent) -> None:
+        self.record(
+            event.event_type,
+            actor=event.actor,
+            resource=event.resource,
+            details=event.payload,
+            correlation_id=event.correlation_id,
+        )
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every entry recorded before this call is committed.
+
+        Returns True when done, False on timeout, when an entry could not be
+        written, or when the writer cannot be waited for (it died, or this is
+        the writer thread). The writer keeps running: later records are persisted.
+        A synchronous service has nothing pending and returns True.
+        """
+        if self._writer is None:
+            return True
+        return self._writer.flush(timeout)
+
+    def close(self) -> None:
+        """Flush, stop the writer and dispose what the service owns. Idempotent.
+
+        Waits at most ``settings.audit_close_timeout_s``; entries that could not
+        be persisted by then are counted in ``stats().failed`` and logged.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._writer is not None and not self._writer.stop(self._settings.audit_close_timeout_s):
+            assert self._queue is not None
+            _log.error(
+                "audit_close_incomplete",
+                queue_depth=self._queue.qsize(),
+                timeout_s=self._settings.audit_close_timeout_s,
+                hint="the writer did not finish in time; queued entries may be lost",
+            )
+            return  # the writer still uses the engine: leave it to the process exit
+        if self._database is not None:
+            self._database.dispose()
+
+    @property
+    def closed(self) -> bool:
+        """True once close() was called."""
+        return self._closed
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "async" if self.is_async else "sync"
+        where = "session" if self._database is None else self._database.url
+        state = "closed" if self._closed else "open"
+        return f"<AuditService {mode} {where} {state}>"
+
+    # -- reads -------------------------------------------------------------------------
+
+    def count(
+        self,
+        *,
+        event_type: AuditEventType | str | None = None,
+        actor: str | None = None,
+        resource: str | None = None,
+        correlation_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> int:
+        """How many committed entries match every given filter (``since`` <= t < ``until``)."""
+        where = EntryFilter(event_type, actor, resource, correlation_id, since, until)
+        with self._reader() as reader:
+            return reads.count(reader, where)
+
+    def query(
+        self,
+        *,
+        event_type: AuditEventType | str | None = None,
+        actor: str | None = None,
+        resource: str | None = None,
+        correlation_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditLogEntry]:
+        """Committed entries matching every filter, ascending by id, after ``after_id``.
+
+        Page through a large trail by passing the last id seen as ``after_id``.
+        """
+        where = EntryFilter(event_type, actor, resource, correlation_id, since, until)
+        if after_id is not None and (isinstance(after_id, bool) or not isinstance(after_id, int)):
+            raise TypeError(f"after_id must be an int or None, not {type(after_id).__name__}")
+        if isinstance(limit, bool) or not isinstance(limit, int):
+            raise TypeError(f"limit must be an int, not {type(limit).__name__}")
+        if limit < 1:
+            raise ValueError(f"limit must be at least 1, got {limit}")
+        with self._reader() as reader:
+            return reads.query(reader, where, after_id=after_id, limit=limit)
+
+    def get(self, event_id: str) -> AuditLogEntry | None:
+        """The committed entry with ``event_id``, or None."""
+        if not isinstance(event_id, str):
+            raise TypeError(f"event_id must be a str, not {type(event_id).__name__}")
+        with self._reader() as reader:
+            return reads.get(reader, event_id)
+
+    def stats(self) -> AuditStats:
+        """A snapshot of the counters."""
+        if self._writer is not None and self._queue is not None:
+            return AuditStats(
+                enqueued=self._queue.entries_put,
+                written=self._writer.written,
+                failed=self._writer.failed,
+                rejected=self._rejected,
+                retried=self._writer.retried,
+                batches=self._writer.batches,
+                queue_depth=self._queue.qsize(),
+            )
+        return AuditStats(
+            enqueued=self._sync_written + self._sync_failed,
+            written=self._sync_written,
+            failed=self._sync_failed,
+            rejected=0,
+            retried=0,
+            batches=self._sync_written,
+            queue_depth=0,
+        )
+
+    @contextmanager
+    def _reader(self) -> Iterator[Connection | Session]:
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; reads are refused")
+        if self._session is not None:
+            with nullcontext(self._session) as session:
+                yield session
+            return
+        assert self._database is not None
+        with self._database.connect() as connection:
+            yield connection
+
+
+def _check_text(name: str, value: object) -> None:
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")

@@ -1,0 +1,26 @@
+"""The errors the audit service raises on purpose."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditError",
+    "AuditQueueFullError",
+    "AuditServiceClosedError",
+    "AuditStorageError",
+]
+
+
+class AuditError(Exception):
+    """Base class of every error this library raises on purpose."""
+
+
+class AuditServiceClosedError(AuditError, RuntimeError):
+    """The service was closed; it records nothing more."""
+
+
+class AuditQueueFullError(AuditError, RuntimeError):
+    """The write-behind queue is full and the overflow policy says not to wait (longer)."""
+
+
+class AuditStorageError(AuditError, RuntimeError):
+    """The audit database cannot be used: a malformed or unreachable URL, a missing driver."""

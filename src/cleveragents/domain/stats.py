@@ -1,0 +1,27 @@
+"""Counters that tell an operator what the audit service has done."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["AuditStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditStats:
+    """A snapshot of the service's counters.
+
+    ``enqueued`` entries accepted by ``record()``; ``written`` committed;
+    ``failed`` given up on after retries (each also logged); ``rejected`` refused
+    by ``record()`` because the queue was full; ``retried`` transient errors that
+    were retried; ``batches`` committed transactions; ``queue_depth`` entries
+    waiting now.
+    """
+
+    enqueued: int
+    written: int
+    failed: int
+    rejected: int
+    retried: int
+    batches: int
+    queue_depth: int

@@ -1,0 +1,1 @@
+"""Infrastructure: the write-behind writer thread and the persistence it writes through."""

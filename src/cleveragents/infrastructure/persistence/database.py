@@ -1,0 +1,166 @@
+"""Opening the audit database: URL checks, engine settings per backend, schema, inserts."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import StaticPool
+
+from cleveragents.domain.errors import AuditStorageError
+from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
+from cleveragents.infrastructure.persistence.table import Base, audit_log
+
+__all__ = ["SQLITE_BUSY_TIMEOUT_S", "AuditDatabase", "insert_one", "open_database"]
+
+#: How long a SQLite connection waits for another connection's lock before "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 5.0
+#: How long a PostgreSQL connection attempt may take before it counts as unreachable.
+POSTGRES_CONNECT_TIMEOUT_S = 10
+
+
+class AuditDatabase:
+    """An engine for the audit database, with the backend's quirks handled once.
+
+    File SQLite runs in WAL mode with a busy timeout, so readers and other
+    processes do not block the writer. In-memory SQLite is one database per
+    connection, so every user shares one connection, taken under a lock.
+    """
+
+    def __init__(self, engine: Engine, *, shared_connection: bool) -> None:
+        self.engine = engine
+        self._guard: AbstractContextManager[Any] = (
+            threading.RLock() if shared_connection else nullcontext()
+        )
+        self._insert = insert_statement(engine.dialect.name)
+        self._insert_returning_id = self._insert.returning(audit_log.c.id)
+
+    @property
+    def url(self) -> str:
+        """The URL, password hidden: safe to log."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """A connection for reads, never one the writer holds."""
+        with self._guard, self.engine.connect() as connection:
+            yield connection
+
+    def write_batch(self, rows: Sequence[EntryRow]) -> None:
+        """Insert ``rows`` in one transaction; rows whose event_id is stored already are skipped."""
+        params = [dict(zip(ROW_FIELDS, row, strict=True)) for row in rows]
+        with self._guard, self.engine.begin() as connection:
+            connection.execute(self._insert, params)
+
+    def write_one(self, row: EntryRow) -> int:
+        """Insert one row and commit; return its id."""
+        with self._guard, self.engine.begin() as connection:
+            return int(
+                connection.execute(
+                    self._insert_returning_id, dict(zip(ROW_FIELDS, row, strict=True))
+                ).scalar_one()
+            )
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def insert_statement(dialect_name: str) -> Insert:
+    """An INSERT into ``audit_log`` that does nothing when the event_id is stored already."""
+    if dialect_name == "postgresql":
+        return postgresql.insert(audit_log).on_conflict_do_nothing(index_elements=["event_id"])
+    return sqlite.insert(audit_log).on_conflict_do_nothing(index_elements=["event_id"])
+
+
+def insert_one(session: Session, row: EntryRow) -> int:
+    """Insert one row through the caller's ``session``, commit, and return its id."""
+    bind = session.get_bind()
+    statement = insert_statement(bind.dialect.name).returning(audit_log.c.id)
+    new_id = session.execute(statement, dict(zip(ROW_FIELDS, row, strict=True))).scalar_one()
+    session.commit()
+    return int(new_id)
+
+
+def create_schema(session: Session) -> None:
+    """Create the audit table through the caller's session if it is missing."""
+    Base.metadata.create_all(session.connection())
+    session.commit()
+
+
+def open_database(url: str) -> AuditDatabase:
+    """Check ``url``, connect, and create the audit table if it is missing.
+
+    Raises:
+        AuditStorageError: the URL is malformed, names an unsupported backend or a
+            driver that is not installed, or the database cannot be reached or created.
+    """
+    parsed = _parse(url)
+    safe_url = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    shared = backend == "sqlite" and _is_sqlite_memory(parsed)
+    try:
+        if backend == "sqlite":
+            engine = _sqlite_engine(parsed, memory=shared)
+        else:
+            engine = create_engine(
+                parsed,
+                pool_pre_ping=True,
+                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+            )
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {exc}") from exc
+    try:
+        with engine.begin() as connection:
+            Base.metadata.create_all(connection)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        reason = getattr(exc, "orig", None) or exc
+        raise AuditStorageError(
+            f"cannot open the audit database {safe_url!r}: {str(reason).strip()}"
+        ) from exc
+    return AuditDatabase(engine, shared_connection=shared)
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise AuditStorageError(f"malformed database URL {url!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise AuditStorageError(
+            f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r};"
+            " use sqlite:///PATH or postgresql+psycopg://..."
+        )
+    if parsed.drivername == "postgresql":  # SQLAlchemy defaults to psycopg2; we ship psycopg 3
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
+    if memory:
+        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+        finally:
+            cursor.close()
+
+    return engine

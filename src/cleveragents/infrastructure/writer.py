@@ -1,0 +1,327 @@
+"""The write-behind writer: one thread that drains the queue into the database in batches.
+
+The caller's side (``AuditService.record``) and this side are joined only by an
+:class:`AuditQueue`, as in the standard library's ``QueueHandler`` and
+``QueueListener``: ``record()`` never does I/O, and this thread never validates.
+
+What the writer guarantees:
+
+- Group commit: whatever is queued, up to ``batch_size`` rows, goes in one
+  transaction. Rows from one producer keep their order.
+- ``flush(timeout)`` is a barrier that travels through the queue; the writer
+  keeps running after it. ``stop(timeout)`` drains what is queued, then ends the
+  thread. Both return False rather than wait for ever: on timeout, when the
+  thread has died, and when called from the writer thread itself. Control
+  messages bypass the queue's bound, so a full queue cannot keep them out.
+- A transient error (a lock, a dropped connection) is retried with capped
+  exponential backoff until the batch's retry deadline. Any other error splits
+  the batch to find the rows that cannot be written, so the good ones commit.
+  What cannot be written is counted in ``failed`` and logged; nothing vanishes
+  silently.
+- At interpreter exit, every running writer is stopped with its close timeout,
+  so a process that ends without ``close()`` still persists what it recorded.
+"""
+
+from __future__ import annotations
+
+import atexit
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from cleveragents.infrastructure.persistence.rows import EntryRow
+
+__all__ = ["AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
+
+_log = structlog.get_logger("cleveragents.audit.writer")
+
+
+class BatchSink(Protocol):
+    """Where the writer puts its batches: one transaction per call, raising on failure."""
+
+    def write_batch(self, rows: Sequence[EntryRow]) -> None: ...
+
+
+class AuditQueue(queue.Queue[Any]):
+    """A bounded queue of entry rows that counts what it accepted.
+
+    Control messages (flush barriers, stop) enter through :meth:`put_control`,
+    which ignores the bound: a flush or close must never be kept out by a full
+    queue.
+    """
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.entries_put = 0  # incremented under the queue's own mutex, in _put
+
+    def _put(self, item: Any) -> None:
+        self.queue.append(item)
+        self.entries_put += 1
+
+    def put_control(self, message: object) -> None:
+        """Append ``message`` even when the queue is full."""
+        with self.mutex:
+            self.queue.append(message)
+            self.not_empty.notify()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How long and how often a batch is retried after a transient error."""
+
+    deadline_s: float = 30.0
+    backoff_initial_s: float = 0.05
+    backoff_max_s: float = 2.0
+
+    def delay_s(self, attempt: int) -> float:
+        """The pause before retry number ``attempt`` (0-based): doubling, capped."""
+        return float(min(self.backoff_max_s, self.backoff_initial_s * (2**attempt)))
+
+
+class _Barrier:
+    """A flush request: released once every row queued before it is written or failed."""
+
+    __slots__ = ("done", "failed_at")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.failed_at = 0
+
+
+class _Stop:
+    """Tells the writer to drain what is queued and end."""
+
+    __slots__ = ()
+
+
+_STOP = _Stop()
+
+
+class AuditWriter:
+    """Drains an :class:`AuditQueue` into a :class:`BatchSink` on one daemon thread."""
+
+    def __init__(
+        self,
+        entries: AuditQueue,
+        sink: BatchSink,
+        *,
+        batch_size: int,
+        retry: RetryPolicy,
+        is_transient: Callable[[BaseException], bool],
+        exit_timeout_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "cleveragents-audit-writer",
+    ) -> None:
+        self._queue = entries
+        self._sink = sink
+        self._batch_size = batch_size
+        self._retry = retry
+        self._is_transient = is_transient
+        self._exit_timeout_s = exit_timeout_s
+        self._clock = clock
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._state = threading.Condition()  # guards _finished and barrier releases
+        self._finished = False
+        self._stop_deadline = float("inf")
+        self._interrupt = threading.Event()  # cuts a retry backoff short when stop() is called
+        # Counters, written by the writer thread only.
+        self.written = 0
+        self.failed = 0
+        self.retried = 0
+        self.batches = 0
+
+    # -- lifecycle, called from other threads -------------------------------------------
+
+    def start(self) -> None:
+        """Start the thread; it is stopped at interpreter exit if nobody stops it first."""
+        self._thread.start()
+        _running.add(self)
+
+    def is_alive(self) -> bool:
+        """True while the thread runs."""
+        return self._thread.is_alive()
+
+    def on_writer_thread(self) -> bool:
+        """True when the caller is the writer thread (or a handler running on it)."""
+        return threading.current_thread() is self._thread
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every row queued before this call is committed.
+
+        Returns True when they all are; False on timeout, when one of them could
+        not be written, when the writer is not running, or when called from the
+        writer thread (which cannot wait for itself).
+        """
+        if self.on_writer_thread():
+            _log.warning("audit_flush_on_writer_thread", hint="flush() cannot wait for itself")
+            return False
+        if not self._thread.is_alive():
+            return False
+        failed_before = self.failed
+        barrier = _Barrier()
+        self._queue.put_control(barrier)
+        with self._state:
+            self._state.wait_for(lambda: barrier.done or self._finished, _nonnegative(timeout))
+        return barrier.done and barrier.failed_at == failed_before
+
+    def stop(self, timeout: float | None) -> bool:
+        """Drain what is queued, then end the thread; True when it ended within ``timeout``.
+
+        Retries of a failing batch are cut short at the deadline; what is left
+        then is counted as failed and logged by the writer.
+        """
+        _running.discard(self)
+        if self.on_writer_thread():
+            _log.error("audit_stop_on_writer_thread", hint="the writer cannot join itself")
+            self._queue.put_control(_STOP)
+            return False
+        if not self._thread.is_alive():
+            return True
+        limit = _nonnegative(timeout)
+        if limit is not None:
+            self._stop_deadline = self._clock() + limit
+        self._queue.put_control(_STOP)
+        self._interrupt.set()
+        self._thread.join(limit)
+        return not self._thread.is_alive()
+
+    def stop_at_exit(self) -> None:
+        """Stop with the exit timeout, logging what could not be persisted."""
+        if not self.stop(self._exit_timeout_s):
+            _log.error(
+                "audit_exit_incomplete",
+                queue_depth=self._queue.qsize(),
+                timeout_s=self._exit_timeout_s,
+                hint="entries still queued at exit were not persisted",
+            )
+
+    # -- the writer thread ---------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                stopping = self._drain_once(self._queue.get())
+            # Rows that raced in after the stop message are written too.
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._drain_once(item)
+        except BaseException:
+            _log.critical("audit_writer_crashed", queue_depth=self._queue.qsize(), exc_info=True)
+            raise
+        finally:
+            with self._state:
+                self._finished = True
+                self._state.notify_all()
+
+    def _drain_once(self, item: object) -> bool:
+        """Write ``item`` and whatever else is queued, up to a batch; True on stop."""
+        batch: list[EntryRow] = []
+        barriers: list[_Barrier] = []
+        stop = False
+        while True:
+            if type(item) is tuple:
+                batch.append(item)
+            elif type(item) is _Barrier:
+                barriers.append(item)
+            elif item is _STOP:
+                stop = True
+            if len(batch) >= self._batch_size:
+                break
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            self._write(batch)
+        if barriers:
+            with self._state:
+                for barrier in barriers:
+                    barrier.failed_at = self.failed
+                    barrier.done = True
+                self._state.notify_all()
+        return stop
+
+    def _write(self, batch: list[EntryRow]) -> None:
+        failures: list[tuple[EntryRow, BaseException]] = []
+        self._write_or_split(batch, failures)
+        if failures:
+            self.failed += len(failures)
+            first_error = failures[0][1]
+            _log.error(
+                "audit_entries_failed",
+                count=len(failures),
+                error=f"{type(first_error).__name__}: {first_error}",
+                event_ids=[row[0] for row, _ in failures[:10]],
+                total_failed=self.failed,
+            )
+
+    def _write_or_split(
+        self, batch: list[EntryRow], failures: list[tuple[EntryRow, BaseException]]
+    ) -> None:
+        """Write ``batch`` with retries; on a lasting error, halve it to isolate bad rows."""
+        error = self._write_with_retry(batch)
+        if error is None:
+            return
+        if len(batch) == 1 or self._is_transient(error):
+            # A single bad row, or a transient error that outlasted its deadline:
+            # splitting further cannot help.
+            failures.extend((row, error) for row in batch)
+            return
+        middle = len(batch) // 2
+        self._write_or_split(batch[:middle], failures)
+        self._write_or_split(batch[middle:], failures)
+
+    def _write_with_retry(self, batch: list[EntryRow]) -> BaseException | None:
+        """Write ``batch`` in one transaction; return the error that finally stopped it."""
+        give_up_at = self._clock() + self._retry.deadline_s
+        attempt = 0
+        while True:
+            try:
+                self._sink.write_batch(batch)
+            except Exception as exc:
+                if not self._is_transient(exc):
+                    return exc
+                now = self._clock()
+                deadline = min(give_up_at, self._stop_deadline)
+                if now >= deadline:
+                    return exc
+                delay = min(self._retry.delay_s(attempt), deadline - now)
+                attempt += 1
+                self.retried += 1
+                _log.warning(
+                    "audit_write_retry",
+                    attempt=attempt,
+                    rows=len(batch),
+                    delay_s=round(delay, 3),
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+                self._interrupt.wait(delay)
+                continue
+            self.written += len(batch)
+            self.batches += 1
+            return None
+
+
+def _nonnegative(timeout: float | None) -> float | None:
+    return None if timeout is None else max(0.0, timeout)
+
+
+# Writers still running at interpreter exit. The threads are daemons, so a writer
+# stuck on a dead database cannot keep the process alive; this hook gives each one
+# its exit timeout to drain first.
+_running: set[AuditWriter] = set()
+
+
+@atexit.register
+def _stop_running_writers() -> None:
+    for writer in list(_running):
+        writer.stop_at_exit()
