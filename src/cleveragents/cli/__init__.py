@@ -1,0 +1,1 @@
+"""The ``cleveragents-audit`` command line."""
