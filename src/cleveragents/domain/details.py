@@ -2,20 +2,21 @@
 
 ``details`` must be a mapping with ``str`` keys whose values are JSON values:
 ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists (or tuples) and
-mappings of those, at any depth. It is encoded once, in the caller's thread, as
-compact JSON with sorted keys; that text is what the writer stores.
+mappings of those, at any depth. It is checked and encoded once, in the caller's
+thread, as compact JSON with sorted keys; that text is what the writer stores.
 
-The fast path is orjson, which rejects non-``str`` keys and unknown types but
-writes NaN and infinities as ``null``. Output containing ``null`` or any orjson
-error therefore goes through :func:`_validate`, a plain walk that either raises
-an error naming the offending path or confirms the payload (large integers, for
-instance, which orjson cannot encode, are encoded by the standard library).
+The check has a fast path, :func:`_is_plain_json`, which accepts only the exact
+built-in types and answers yes or no; anything else (a subclass such as a
+``StrEnum`` member, a bad value) goes through :func:`_validate`, which either
+raises an error naming the offending path or accepts the payload. Encoding is
+orjson, or the standard library for integers beyond 64 bits.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,8 +24,9 @@ import orjson
 
 __all__ = ["decode_details", "encode_details"]
 
-_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 _SCALARS = (str, int, bool, type(None))
+_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def encode_details(details: Mapping[str, Any] | None) -> str:
@@ -43,24 +45,46 @@ def encode_details(details: Mapping[str, Any] | None) -> str:
                 f"details must be a mapping with str keys, not {type(details).__name__}"
             )
         details = dict(details)
-    try:
-        encoded = orjson.dumps(details, option=_OPTIONS)
-    except (TypeError, orjson.JSONEncodeError):
+    if not _is_plain_json(details):
         _validate(details, "details")
+    try:
+        return orjson.dumps(details, option=orjson.OPT_SORT_KEYS).decode()
+    except TypeError:  # an integer beyond 64 bits, which orjson cannot encode
         return json.dumps(
             details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )
-    if b"null" in encoded:
-        _validate(details, "details")
-    return encoded.decode()
 
 
 def decode_details(text: str) -> dict[str, Any]:
     """Return the mapping that :func:`encode_details` encoded as ``text``."""
-    value = orjson.loads(text)
+    # orjson reads integers beyond 64 bits as floats; text with a run of 19 or more
+    # digits may hold one, so it is read by the standard library, which keeps ints exact.
+    value = json.loads(text) if _LONG_DIGITS.search(text) else orjson.loads(text)
     if not isinstance(value, dict):
         raise ValueError(f"stored details are not a JSON object: {text[:80]!r}")
     return value
+
+
+def _is_plain_json(value: object) -> bool:
+    """True when ``value`` is made of exactly the built-in JSON types, numbers finite."""
+    kind = type(value)
+    if kind in _PLAIN_LEAVES:
+        return True
+    if kind is float:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    if kind is dict:
+        for key, item in value.items():  # type: ignore[attr-defined]
+            if type(key) is not str:
+                return False
+            if type(item) not in _PLAIN_LEAVES and not _is_plain_json(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        for item in value:  # type: ignore[attr-defined]
+            if type(item) not in _PLAIN_LEAVES and not _is_plain_json(item):
+                return False
+        return True
+    return False
 
 
 def _validate(value: object, path: str) -> None:
