@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -140,6 +141,14 @@ def _parse(url: str) -> URL:
             f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r};"
             " use sqlite:///PATH or postgresql+psycopg://..."
         )
+    if (
+        backend == "sqlite"
+        and parsed.database
+        and not _is_sqlite_memory(parsed)
+        and "uri" not in parsed.query
+    ):
+        # Pin a relative path now: the pool opens connections later, maybe after a chdir.
+        parsed = parsed.set(database=os.path.abspath(parsed.database))
     if parsed.drivername == "postgresql":  # SQLAlchemy defaults to psycopg2; we ship psycopg 3
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
