@@ -52,22 +52,38 @@ class AuditQueue(queue.Queue[Any]):
 
     Control messages (flush barriers, stop) enter through :meth:`put_control`,
     which ignores the bound: a flush or close must never be kept out by a full
-    queue.
+    queue. A waiting control message widens the bound by one, so it takes no
+    room from entries either.
     """
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(maxsize)
         self.entries_put = 0  # incremented under the queue's own mutex, in _put
+        self._controls = 0
 
     def _put(self, item: Any) -> None:
         self.queue.append(item)
         self.entries_put += 1
 
+    def _get(self) -> Any:
+        item = self.queue.popleft()
+        if type(item) is not tuple:
+            self._controls -= 1
+            self.maxsize -= 1
+        return item
+
     def put_control(self, message: object) -> None:
         """Append ``message`` even when the queue is full."""
         with self.mutex:
             self.queue.append(message)
+            self._controls += 1
+            self.maxsize += 1
             self.not_empty.notify()
+
+    def entries_waiting(self) -> int:
+        """Entries in the queue, control messages not counted."""
+        with self.mutex:
+            return len(self.queue) - self._controls
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +96,8 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int) -> float:
         """The pause before retry number ``attempt`` (0-based): doubling, capped."""
-        return float(min(self.backoff_max_s, self.backoff_initial_s * (2**attempt)))
+        # The exponent is capped: 2**attempt beyond ~1024 no longer converts to a float.
+        return float(min(self.backoff_max_s, self.backoff_initial_s * (2 ** min(attempt, 64))))
 
 
 class _Barrier:
@@ -127,8 +144,13 @@ class AuditWriter:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._state = threading.Condition()  # guards _finished and barrier releases
         self._finished = False
+        # ``failed`` when barriers were last released: failures up to there were reported.
+        self._failed_released = 0
         self._stop_deadline = float("inf")
         self._interrupt = threading.Event()  # cuts a retry backoff short when stop() is called
+        # The batch being written and ``written`` before it: what a crash loses.
+        self._in_hand: Sequence[EntryRow] = ()
+        self._written_before = 0
         # Counters, written by the writer thread only.
         self.written = 0
         self.failed = 0
@@ -154,15 +176,19 @@ class AuditWriter:
         """Wait until every row queued before this call is committed.
 
         Returns True when they all are; False on timeout, when one of them could
-        not be written, when the writer is not running, or when called from the
-        writer thread (which cannot wait for itself).
+        not be written (unless an earlier flush was released after that failure
+        and could report it), when the writer is not running, or when called from
+        the writer thread (which cannot wait for itself).
         """
         if self.on_writer_thread():
             _log.warning("audit_flush_on_writer_thread", hint="flush() cannot wait for itself")
             return False
         if not self._thread.is_alive():
             return False
-        failed_before = self.failed
+        with self._state:
+            # Not self.failed: rows queued before this call may have failed already,
+            # before this line, and this flush must report them.
+            failed_before = self._failed_released
         barrier = _Barrier()
         self._queue.put_control(barrier)
         with self._state:
@@ -181,6 +207,7 @@ class AuditWriter:
             self._queue.put_control(_STOP)
             return False
         if not self._thread.is_alive():
+            self.fail_orphans()
             return True
         limit = _nonnegative(timeout)
         if limit is not None:
@@ -188,14 +215,42 @@ class AuditWriter:
         self._queue.put_control(_STOP)
         self._interrupt.set()
         self._thread.join(limit)
-        return not self._thread.is_alive()
+        if self._thread.is_alive():
+            return False
+        self.fail_orphans()
+        return True
+
+    def fail_orphans(self) -> None:
+        """Count and log the rows left in the queue once the thread has ended (or died)."""
+        if self._thread.is_alive():
+            return
+        orphans: list[EntryRow] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is tuple:
+                orphans.append(item)
+        if not orphans:
+            return
+        with self._state:
+            self.failed += len(orphans)
+            total_failed = self.failed
+        _log.error(
+            "audit_entries_failed",
+            count=len(orphans),
+            error="the writer thread is not running",
+            event_ids=[row[0] for row in orphans[:10]],
+            total_failed=total_failed,
+        )
 
     def stop_at_exit(self) -> None:
         """Stop with the exit timeout, logging what could not be persisted."""
         if not self.stop(self._exit_timeout_s):
             _log.error(
                 "audit_exit_incomplete",
-                queue_depth=self._queue.qsize(),
+                queue_depth=self._queue.entries_waiting(),
                 timeout_s=self._exit_timeout_s,
                 hint="entries still queued at exit were not persisted",
             )
@@ -215,7 +270,16 @@ class AuditWriter:
                     break
                 self._drain_once(item)
         except BaseException:
-            _log.critical("audit_writer_crashed", queue_depth=self._queue.qsize(), exc_info=True)
+            # The rows of the batch in hand that were not written are lost with the thread.
+            lost = len(self._in_hand) - (self.written - self._written_before)
+            self.failed += lost
+            _log.critical(
+                "audit_writer_crashed",
+                count=lost,
+                event_ids=[row[0] for row in self._in_hand[:10]],
+                queue_depth=self._queue.entries_waiting(),
+                exc_info=True,
+            )
             raise
         finally:
             with self._state:
@@ -232,6 +296,7 @@ class AuditWriter:
                 batch.append(item)
             elif type(item) is _Barrier:
                 barriers.append(item)
+                break  # rows queued after a flush barrier must not count towards it
             elif item is _STOP:
                 stop = True
             if len(batch) >= self._batch_size:
@@ -247,12 +312,15 @@ class AuditWriter:
                 for barrier in barriers:
                     barrier.failed_at = self.failed
                     barrier.done = True
+                self._failed_released = self.failed
                 self._state.notify_all()
         return stop
 
     def _write(self, batch: list[EntryRow]) -> None:
         failures: list[tuple[EntryRow, BaseException]] = []
+        self._in_hand, self._written_before = batch, self.written
         self._write_or_split(batch, failures)
+        self._in_hand = ()
         if failures:
             self.failed += len(failures)
             first_error = failures[0][1]
@@ -304,7 +372,10 @@ class AuditWriter:
                     delay_s=round(delay, 3),
                     error=f"{type(exc).__name__}: {exc}",
                 )
-                self._interrupt.wait(delay)
+                if self._interrupt.wait(delay):
+                    # stop() cut this pause short; later pauses honour the policy again
+                    # (capped by the stop deadline) instead of retrying in a tight loop.
+                    self._interrupt.clear()
                 continue
             self.written += len(batch)
             self.batches += 1

@@ -146,6 +146,8 @@ class AuditService:
                 self._queue.put_nowait(row)
             except queue.Full:
                 self._put_when_full(row)
+            if self._closed:
+                self._check_not_orphaned()
             entry_id = PENDING_ID
         else:
             entry_id = self._write_now(row)
@@ -188,6 +190,15 @@ class AuditService:
                     ) from None
                 if not writer.is_alive():
                     self._reject(row, "the audit queue is full and its writer is not running")
+
+    def _check_not_orphaned(self) -> None:
+        """After a record() that raced close(): fail it if no writer will take it."""
+        assert self._writer is not None
+        if not self._writer.is_alive():
+            self._writer.fail_orphans()
+            raise AuditServiceClosedError(
+                "the audit service was closed while record() ran; the entry was not recorded"
+            )
 
     def _reject(self, row: EntryRow, reason: str) -> None:
         with self._lock:
@@ -274,7 +285,7 @@ class AuditService:
             assert self._queue is not None
             _log.error(
                 "audit_close_incomplete",
-                queue_depth=self._queue.qsize(),
+                queue_depth=self._queue.entries_waiting(),
                 timeout_s=self._settings.audit_close_timeout_s,
                 hint="the writer did not finish in time; queued entries may be lost",
             )
@@ -364,7 +375,7 @@ class AuditService:
                 rejected=self._rejected,
                 retried=self._writer.retried,
                 batches=self._writer.batches,
-                queue_depth=self._queue.qsize(),
+                queue_depth=self._queue.entries_waiting(),
             )
         return AuditStats(
             enqueued=self._sync_written + self._sync_failed,
