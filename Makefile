@@ -26,7 +26,8 @@ test: lint
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
-	$(BIN)/asv run --python=same --quick --show-stderr
+	$(BIN)/asv machine --yes > /dev/null
+	$(BIN)/asv run --python=same --show-stderr
 
 clean:
 	rm -rf $(VENV) .asv .pytest_cache .mypy_cache .ruff_cache .hypothesis

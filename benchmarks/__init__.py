@@ -1,0 +1,1 @@
+"""asv benchmarks of cleveragents-audit; see benchmarks/README.md for what each one measures."""
