@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -15,6 +15,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
+from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import Base, audit_log
@@ -56,7 +57,8 @@ class AuditDatabase:
 
     def write_batch(self, rows: Sequence[EntryRow]) -> None:
         """Insert ``rows`` in one transaction; rows whose event_id is stored already are skipped."""
-        params = [dict(zip(ROW_FIELDS, row, strict=True)) for row in rows]
+        to_params = row_params(self.engine.dialect.name)
+        params = [to_params(row) for row in rows]
         with self._guard, self.engine.begin() as connection:
             connection.execute(self._insert, params)
 
@@ -65,7 +67,7 @@ class AuditDatabase:
         with self._guard, self.engine.begin() as connection:
             return int(
                 connection.execute(
-                    self._insert_returning_id, dict(zip(ROW_FIELDS, row, strict=True))
+                    self._insert_returning_id, row_params(self.engine.dialect.name)(row)
                 ).scalar_one()
             )
 
@@ -81,11 +83,30 @@ def insert_statement(dialect_name: str) -> Insert:
     return sqlite.insert(audit_log).on_conflict_do_nothing(index_elements=["event_id"])
 
 
+def row_params(dialect_name: str) -> Callable[[EntryRow], dict[str, Any]]:
+    """How a row becomes insert parameters on this backend."""
+    if dialect_name == "postgresql":
+        return _postgres_params
+    return _plain_params
+
+
+def _plain_params(row: EntryRow) -> dict[str, Any]:
+    return dict(zip(ROW_FIELDS, row, strict=True))
+
+
+def _postgres_params(row: EntryRow) -> dict[str, Any]:
+    params: dict[str, Any] = dict(zip(ROW_FIELDS, row, strict=True))
+    details = row[4]
+    representable = isinstance(details, str) and "\\u0000" not in details
+    params["details_json"] = decode_details(details) if representable else None
+    return params
+
+
 def insert_one(session: Session, row: EntryRow) -> int:
     """Insert one row through the caller's ``session``, commit, and return its id."""
-    bind = session.get_bind()
-    statement = insert_statement(bind.dialect.name).returning(audit_log.c.id)
-    new_id = session.execute(statement, dict(zip(ROW_FIELDS, row, strict=True))).scalar_one()
+    dialect_name = session.get_bind().dialect.name
+    statement = insert_statement(dialect_name).returning(audit_log.c.id)
+    new_id = session.execute(statement, row_params(dialect_name)(row)).scalar_one()
     session.commit()
     return int(new_id)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import BigInteger, DateTime, Dialect, Index, Integer, String, Table, Text
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Index, Integer, String, Table, Text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -56,6 +57,10 @@ class AuditLogRecord(Base):
     actor: Mapped[str | None] = mapped_column(String)
     resource: Mapped[str | None] = mapped_column(String)
     details: Mapped[str] = mapped_column(Text, nullable=False)
+    # PostgreSQL only: the details as JSONB, for queries with JSON operators. The text
+    # above stays the source: JSONB normalises numbers and cannot hold U+0000, so this
+    # column is NULL where it could not represent the details exactly. NULL on SQLite.
+    details_json: Mapped[Any | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     correlation_id: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
