@@ -7,6 +7,7 @@ over the defaults below. A bad value fails at ``Settings(...)`` with pydantic's
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -57,6 +58,11 @@ class Settings(BaseSettings):
         default=30.0,
         gt=0,
         description="Seconds a batch is retried on transient database errors before it fails.",
+    )
+    audit_spool_path: Path | None = Field(
+        default=None,
+        description="Dead-letter file (JSON Lines) for entries the database would not take; "
+        "default: beside the SQLite file, or in the working directory.",
     )
     audit_close_timeout_s: float = Field(
         default=30.0,

@@ -12,7 +12,8 @@ class AuditStats:
     """A snapshot of the service's counters.
 
     ``enqueued`` entries accepted by ``record()``; ``written`` committed;
-    ``failed`` given up on after retries (each also logged); ``rejected`` refused
+    ``failed`` not written to the database after retries (each also logged);
+    ``spooled`` of those, kept in the dead-letter spool for replay; ``rejected`` refused
     by ``record()`` because the queue was full; ``retried`` transient errors that
     were retried; ``batches`` committed transactions; ``queue_depth`` entries
     waiting now.
@@ -25,3 +26,4 @@ class AuditStats:
     retried: int
     batches: int
     queue_depth: int
+    spooled: int = 0

@@ -35,6 +35,7 @@ from typing import Any, Protocol
 import structlog
 
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.spool import Spool
 
 __all__ = ["AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
 
@@ -131,6 +132,8 @@ class AuditWriter:
         retry: RetryPolicy,
         is_transient: Callable[[BaseException], bool],
         exit_timeout_s: float,
+        describe: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}",
+        spool: Spool | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "cleveragents-audit-writer",
     ) -> None:
@@ -139,7 +142,9 @@ class AuditWriter:
         self._batch_size = batch_size
         self._retry = retry
         self._is_transient = is_transient
+        self._describe = describe
         self._exit_timeout_s = exit_timeout_s
+        self._spool = spool
         self._clock = clock
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._state = threading.Condition()  # guards _finished and barrier releases
@@ -154,6 +159,7 @@ class AuditWriter:
         # Counters, written by the writer thread only.
         self.written = 0
         self.failed = 0
+        self.spooled = 0
         self.retried = 0
         self.batches = 0
 
@@ -220,10 +226,12 @@ class AuditWriter:
         self.fail_orphans()
         return True
 
-    def fail_orphans(self) -> None:
-        """Count and log the rows left in the queue once the thread has ended (or died)."""
-        if self._thread.is_alive():
-            return
+    def fail_orphans(self, reason: str = "the writer thread is not running") -> None:
+        """Take the entries still waiting in the queue, count them as failed and spool them.
+
+        For rows no writer will take: after the thread ended, or when it is stuck
+        past the close deadline.
+        """
         orphans: list[EntryRow] = []
         while True:
             try:
@@ -232,18 +240,12 @@ class AuditWriter:
                 break
             if type(item) is tuple:
                 orphans.append(item)
-        if not orphans:
-            return
-        with self._state:
-            self.failed += len(orphans)
-            total_failed = self.failed
-        _log.error(
-            "audit_entries_failed",
-            count=len(orphans),
-            error="the writer thread is not running",
-            event_ids=[row[0] for row in orphans[:10]],
-            total_failed=total_failed,
-        )
+        if orphans:
+            self._give_up(orphans, reason)
+
+    def forget_after_fork(self) -> None:
+        """In a forked child: this writer's thread is the parent's; never stop it at exit."""
+        _running.discard(self)
 
     def stop_at_exit(self) -> None:
         """Stop with the exit timeout, logging what could not be persisted."""
@@ -272,14 +274,16 @@ class AuditWriter:
         except BaseException:
             # The rows of the batch in hand that were not written are lost with the thread.
             lost = len(self._in_hand) - (self.written - self._written_before)
-            self.failed += lost
             _log.critical(
                 "audit_writer_crashed",
-                count=lost,
-                event_ids=[row[0] for row in self._in_hand[:10]],
+                in_hand=lost,
                 queue_depth=self._queue.entries_waiting(),
                 exc_info=True,
             )
+            if lost:
+                # Which rows of the batch were committed is unknown: spool them all;
+                # a replay skips the ones that are stored already.
+                self._give_up(self._in_hand, "the writer thread crashed", count=lost)
             raise
         finally:
             with self._state:
@@ -322,15 +326,42 @@ class AuditWriter:
         self._write_or_split(batch, failures)
         self._in_hand = ()
         if failures:
-            self.failed += len(failures)
             first_error = failures[0][1]
-            _log.error(
-                "audit_entries_failed",
-                count=len(failures),
-                error=f"{type(first_error).__name__}: {first_error}",
-                event_ids=[row[0] for row, _ in failures[:10]],
-                total_failed=self.failed,
-            )
+            self._give_up([row for row, _ in failures], self._describe(first_error))
+
+    def _give_up(self, rows: Sequence[EntryRow], error: str, *, count: int | None = None) -> None:
+        """Count ``rows`` as failed, keep them in the spool if there is one, and log it."""
+        count = len(rows) if count is None else count
+        spooled_to: str | None = None
+        if self._spool is not None:
+            try:
+                self._spool.append(rows, error)
+                spooled_to = str(self._spool.path)
+            except OSError as exc:
+                _log.critical(
+                    "audit_spool_failed",
+                    spool=str(self._spool.path),
+                    count=count,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
+        with self._state:
+            self.failed += count
+            if spooled_to is not None:
+                self.spooled += count
+            total_failed = self.failed
+        _log.error(
+            "audit_entries_failed",
+            count=count,
+            error=error,
+            spool=spooled_to,
+            event_ids=[row[0] for row in rows[:10]],
+            total_failed=total_failed,
+            hint=(
+                f"replay them with: cleveragents-audit replay {spooled_to}"
+                if spooled_to
+                else "these entries are lost"
+            ),
+        )
 
     def _write_or_split(
         self, batch: list[EntryRow], failures: list[tuple[EntryRow, BaseException]]
@@ -370,7 +401,7 @@ class AuditWriter:
                     attempt=attempt,
                     rows=len(batch),
                     delay_s=round(delay, 3),
-                    error=f"{type(exc).__name__}: {exc}",
+                    error=self._describe(exc),
                 )
                 if self._interrupt.wait(delay):
                     # stop() cut this pause short; later pauses honour the policy again
