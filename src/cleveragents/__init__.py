@@ -7,6 +7,7 @@ Everything the runtime imports lives here::
 
 from cleveragents.application.event_bus import ReactiveEventBus
 from cleveragents.application.services.audit_service import AuditService
+from cleveragents.application.signals import install_signal_handlers
 from cleveragents.config.settings import Settings
 from cleveragents.domain.entry import AuditLogEntry
 from cleveragents.domain.errors import (
@@ -17,6 +18,7 @@ from cleveragents.domain.errors import (
 )
 from cleveragents.domain.event_types import AuditEventType
 from cleveragents.domain.events import DomainEvent
+from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
 
 __all__ = [
@@ -30,5 +32,8 @@ __all__ = [
     "AuditStorageError",
     "DomainEvent",
     "ReactiveEventBus",
+    "RejectedLine",
+    "ReplayReport",
     "Settings",
+    "install_signal_handlers",
 ]

@@ -7,12 +7,15 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -28,17 +31,20 @@ from cleveragents.domain.errors import AuditQueueFullError, AuditServiceClosedEr
 from cleveragents.domain.event_types import AuditEventType, coerce_event_type
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.replay import ReplayReport
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure.persistence import reads
 from cleveragents.infrastructure.persistence.database import (
     AuditDatabase,
     create_schema,
+    insert_new,
     insert_one,
     open_database,
 )
-from cleveragents.infrastructure.persistence.errors import is_transient
+from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
 from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, RetryPolicy
 
 __all__ = ["AuditService"]
@@ -74,19 +80,49 @@ class AuditService:
         self._sync_failed = 0
         if session is not None:
             create_schema(session)
+            self._spool = Spool(self._spool_path(None))
             return
         self._database = open_database(self._settings.database_url)
+        self._spool = Spool(self._spool_path(self._database))
         if self._settings.audit_async:
-            self._queue = AuditQueue(self._settings.audit_queue_maxsize)
-            self._writer = AuditWriter(
-                self._queue,
-                self._database,
-                batch_size=self._settings.audit_batch_size,
-                retry=RetryPolicy(deadline_s=self._settings.audit_retry_deadline),
-                is_transient=is_transient,
-                exit_timeout_s=self._settings.audit_close_timeout_s,
-            )
-            self._writer.start()
+            self._start_writer()
+        _open_services.add(self)
+
+    def _spool_path(self, database: AuditDatabase | None) -> Path:
+        if self._settings.audit_spool_path is not None:
+            return self._settings.audit_spool_path.absolute()
+        if database is not None and database.sqlite_path is not None:
+            return database.sqlite_path.with_name(database.sqlite_path.name + ".spool.jsonl")
+        return Path.cwd() / DEFAULT_SPOOL_NAME
+
+    def _start_writer(self) -> None:
+        assert self._database is not None
+        self._queue = AuditQueue(self._settings.audit_queue_maxsize)
+        self._writer = AuditWriter(
+            self._queue,
+            self._database,
+            batch_size=self._settings.audit_batch_size,
+            retry=RetryPolicy(deadline_s=self._settings.audit_retry_deadline),
+            is_transient=is_transient,
+            describe=describe,
+            exit_timeout_s=self._settings.audit_close_timeout_s,
+            spool=self._spool,
+        )
+        self._writer.start()
+
+    def _restart_after_fork(self) -> None:
+        """In a forked child: own connections, a fresh queue and a writer of its own.
+
+        Entries the parent had queued stay the parent's to write; the child's
+        records go through its own writer.
+        """
+        self._lock = threading.Lock()
+        assert self._database is not None
+        self._database.after_fork_in_child()
+        if self._writer is not None:
+            self._writer.forget_after_fork()
+            if not self._closed:
+                self._start_writer()
 
     # -- recording ----------------------------------------------------------------------
 
@@ -281,17 +317,56 @@ class AuditService:
             if self._closed:
                 return
             self._closed = True
+        _open_services.discard(self)
         if self._writer is not None and not self._writer.stop(self._settings.audit_close_timeout_s):
-            assert self._queue is not None
             _log.error(
                 "audit_close_incomplete",
-                queue_depth=self._queue.entries_waiting(),
                 timeout_s=self._settings.audit_close_timeout_s,
-                hint="the writer did not finish in time; queued entries may be lost",
+                hint="the writer is stuck on the database; what is still queued is spooled",
             )
+            self._writer.fail_orphans("the writer did not finish before the close deadline")
             return  # the writer still uses the engine: leave it to the process exit
         if self._database is not None:
             self._database.dispose()
+
+    def replay(self, path: str | os.PathLike[str] | None = None) -> ReplayReport:
+        """Re-ingest a dead-letter spool (default: this service's), idempotently.
+
+        Entries already stored are skipped, so replaying twice changes nothing. The
+        spool is truncated only after its entries are committed; lines that are not
+        valid entries (a torn last line after a crash, say) are kept aside in the
+        rejects file beside it, with their line numbers.
+        """
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; replay() is refused")
+        spool = self._spool if path is None else Spool(Path(path).absolute())
+        with spool.draining() as contents:
+            if self._session is not None:
+                inserted = insert_new(self._session.connection(), contents.rows)
+                self._session.commit()
+            else:
+                assert self._database is not None
+                inserted = self._database.insert_new(contents.rows)
+        for line in contents.rejected:
+            _log.warning(
+                "audit_spool_line_rejected",
+                spool=str(spool.path),
+                line_number=line.line_number,
+                reason=line.reason,
+                kept_in=str(spool.rejects_path),
+            )
+        return ReplayReport(
+            path=spool.path,
+            read=len(contents.rows),
+            inserted=inserted,
+            rejected=tuple(contents.rejected),
+            rejects_path=spool.rejects_path,
+        )
+
+    @property
+    def spool_path(self) -> Path:
+        """Where entries the database would not take are kept for replay."""
+        return self._spool.path
 
     @property
     def closed(self) -> bool:
@@ -372,6 +447,7 @@ class AuditService:
                 enqueued=self._queue.entries_put,
                 written=self._writer.written,
                 failed=self._writer.failed,
+                spooled=self._writer.spooled,
                 rejected=self._rejected,
                 retried=self._writer.retried,
                 batches=self._writer.batches,
@@ -398,6 +474,18 @@ class AuditService:
         assert self._database is not None
         with self._database.connect() as connection:
             yield connection
+
+
+# Services that own a database, for the fork hook below.
+_open_services: weakref.WeakSet[AuditService] = weakref.WeakSet()
+
+
+def _restart_services_after_fork() -> None:
+    for service in list(_open_services):
+        service._restart_after_fork()
+
+
+os.register_at_fork(after_in_child=_restart_services_after_fork)
 
 
 def _check_text(name: str, value: object) -> None:

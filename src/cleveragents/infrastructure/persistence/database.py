@@ -6,9 +6,10 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
@@ -24,6 +25,10 @@ __all__ = ["SQLITE_BUSY_TIMEOUT_S", "AuditDatabase", "insert_one", "open_databas
 
 #: How long a SQLite connection waits for another connection's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 5.0
+#: Rows per transaction when a spool is replayed.
+_REPLAY_BATCH = 500
+#: Mode of the files the service creates: owner only.
+_PRIVATE = 0o600
 #: How long a PostgreSQL connection attempt may take before it counts as unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10
 
@@ -38,11 +43,18 @@ class AuditDatabase:
 
     def __init__(self, engine: Engine, *, shared_connection: bool) -> None:
         self.engine = engine
+        self._shared_connection = shared_connection
         self._guard: AbstractContextManager[Any] = (
             threading.RLock() if shared_connection else nullcontext()
         )
         self._insert = insert_statement(engine.dialect.name)
         self._insert_returning_id = self._insert.returning(audit_log.c.id)
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The SQLite file, or None (in-memory SQLite, PostgreSQL)."""
+        url = self.engine.url
+        return Path(url.database) if _is_sqlite_file(url) and url.database else None
 
     @property
     def url(self) -> str:
@@ -70,6 +82,20 @@ class AuditDatabase:
                     self._insert_returning_id, row_params(self.engine.dialect.name)(row)
                 ).scalar_one()
             )
+
+    def insert_new(self, rows: Sequence[EntryRow]) -> int:
+        """Insert the rows whose event_id is not stored yet, committing per batch; count them."""
+        inserted = 0
+        for start in range(0, len(rows), _REPLAY_BATCH):
+            with self._guard, self.engine.begin() as connection:
+                inserted += insert_new(connection, rows[start : start + _REPLAY_BATCH])
+        return inserted
+
+    def after_fork_in_child(self) -> None:
+        """Forget the parent's connections (without closing them: they are the parent's)."""
+        if self._shared_connection:  # its lock may have been held by another thread
+            self._guard = threading.RLock()
+        self.engine.dispose(close=False)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -102,6 +128,19 @@ def _postgres_params(row: EntryRow) -> dict[str, Any]:
     return params
 
 
+def insert_new(connection: Connection, rows: Sequence[EntryRow]) -> int:
+    """Insert the rows whose event_id is not stored yet, in the caller's transaction."""
+    if not rows:
+        return 0
+    event_ids = [row[0] for row in rows]
+    present = connection.execute(
+        select(func.count()).select_from(audit_log).where(audit_log.c.event_id.in_(event_ids))
+    ).scalar_one()
+    to_params = row_params(connection.dialect.name)
+    connection.execute(insert_statement(connection.dialect.name), [to_params(r) for r in rows])
+    return len(set(event_ids)) - int(present)
+
+
 def insert_one(session: Session, row: EntryRow) -> int:
     """Insert one row through the caller's ``session``, commit, and return its id."""
     dialect_name = session.get_bind().dialect.name
@@ -126,6 +165,8 @@ def open_database(url: str) -> AuditDatabase:
     """
     parsed = _parse(url)
     safe_url = parsed.render_as_string(hide_password=True)
+    if _is_sqlite_file(parsed) and parsed.database:
+        _create_private_file(Path(parsed.database), safe_url)
     backend = parsed.get_backend_name()
     shared = backend == "sqlite" and _is_sqlite_memory(parsed)
     try:
@@ -134,6 +175,7 @@ def open_database(url: str) -> AuditDatabase:
         else:
             engine = create_engine(
                 parsed,
+                hide_parameters=True,
                 pool_pre_ping=True,
                 connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
             )
@@ -162,17 +204,36 @@ def _parse(url: str) -> URL:
             f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r};"
             " use sqlite:///PATH or postgresql+psycopg://..."
         )
-    if (
-        backend == "sqlite"
-        and parsed.database
-        and not _is_sqlite_memory(parsed)
-        and "uri" not in parsed.query
-    ):
+    if _is_sqlite_file(parsed) and parsed.database:
         # Pin a relative path now: the pool opens connections later, maybe after a chdir.
         parsed = parsed.set(database=os.path.abspath(parsed.database))
     if parsed.drivername == "postgresql":  # SQLAlchemy defaults to psycopg2; we ship psycopg 3
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
+
+
+def _create_private_file(path: Path, safe_url: str) -> None:
+    """Create a missing SQLite file readable and writable by its owner only: it holds audit data."""
+    if path.exists():
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE))
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise AuditStorageError(
+            f"cannot open the audit database {safe_url!r}: {exc.strerror}: {path}"
+        ) from exc
+
+
+def _is_sqlite_file(url: URL) -> bool:
+    """A plain SQLite file path (not in-memory, not a ``file:`` URI)."""
+    return (
+        url.get_backend_name() == "sqlite"
+        and bool(url.database)
+        and not _is_sqlite_memory(url)
+        and "uri" not in url.query
+    )
 
 
 def _is_sqlite_memory(url: URL) -> bool:
