@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import sys
 from functools import partial
 from typing import Annotated
 
+import structlog
 import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from cleveragents.cli.demo import DemoResult, run_demo
+from cleveragents.cli.replay import replay
 from cleveragents.config.settings import Settings
 from cleveragents.domain.errors import AuditError
 
@@ -27,8 +31,8 @@ DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
-        help="SQLAlchemy URL of the audit database [default: CLEVERAGENTS_DATABASE_URL or an "
-        "embedded SQLite file].",
+        help="SQLAlchemy URL of the audit database (default: CLEVERAGENTS_DATABASE_URL or an "
+        "embedded SQLite file).",
         show_default=False,
     ),
 ]
@@ -102,6 +106,15 @@ def _print_timings(console: Console, results: list[DemoResult], url: str) -> Non
     )
 
 
+app.command()(replay)
+
+
 def main() -> None:
     """Entry point of the ``cleveragents-audit`` console script."""
+    # The library logs through structlog; on the command line its warnings go to
+    # stderr, so that what a command prints on stdout stays parseable.
+    structlog.configure(
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+    )
     app()

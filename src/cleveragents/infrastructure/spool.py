@@ -148,7 +148,9 @@ def _parse(data: bytes) -> SpoolContents:
             continue
         try:
             rows.append(_decode_line(raw))
-        except (ValueError, TypeError, KeyError) as exc:
+        except KeyError as exc:
+            rejected.append(RejectedLine(number, f"missing field {exc}", text))
+        except (ValueError, TypeError) as exc:
             rejected.append(RejectedLine(number, str(exc) or type(exc).__name__, text))
     return SpoolContents(rows, rejected)
 
