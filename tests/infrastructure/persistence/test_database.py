@@ -14,7 +14,6 @@ from sqlalchemy.exc import (
     DisconnectionError,
     IntegrityError,
     OperationalError,
-    StatementError,
 )
 from sqlalchemy.orm import Session
 
@@ -223,7 +222,7 @@ def test_times_are_stored_as_utc(database: AuditDatabase) -> None:
 
 def test_naive_times_are_refused(database: AuditDatabase) -> None:
     """A naive created_at cannot be stored: its instant would be a guess."""
-    with pytest.raises(StatementError, match="timezone-aware"):
+    with pytest.raises(ValueError, match="timezone-aware"):
         database.write_batch([make_row(created_at=datetime(2024, 1, 1))])
 
 

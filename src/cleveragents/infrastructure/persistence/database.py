@@ -18,6 +18,7 @@ from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
+from cleveragents.infrastructure.persistence.bulk import bulk_insert
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import Base, audit_log
 
@@ -69,10 +70,8 @@ class AuditDatabase:
 
     def write_batch(self, rows: Sequence[EntryRow]) -> None:
         """Insert ``rows`` in one transaction; rows whose event_id is stored already are skipped."""
-        to_params = row_params(self.engine.dialect.name)
-        params = [to_params(row) for row in rows]
         with self._guard, self.engine.begin() as connection:
-            connection.execute(self._insert, params)
+            bulk_insert(connection, rows)
 
     def write_one(self, row: EntryRow) -> int:
         """Insert one row and commit; return its id."""
