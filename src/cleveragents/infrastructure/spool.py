@@ -15,7 +15,9 @@ it holds audit data.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +38,8 @@ DEFAULT_SPOOL_NAME = "cleveragents_audit.spool.jsonl"
 
 _PRIVATE = 0o600
 _TEXT_FIELDS = ("actor", "resource", "correlation_id")
+# A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float.
+_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +160,8 @@ def _parse(data: bytes) -> SpoolContents:
 
 
 def _decode_line(raw: bytes) -> EntryRow:
-    item = orjson.loads(raw)
+    # The standard library keeps big integers in the details exact; orjson is faster.
+    item = json.loads(raw) if _LONG_DIGITS.search(raw) else orjson.loads(raw)
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
     event_id = item["event_id"]
