@@ -7,11 +7,19 @@ over the defaults below. A bad value fails at ``Settings(...)`` with pydantic's
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cleveragents.domain.redaction import (
+    DEFAULT_REDACT_KEYS,
+    DEFAULT_REDACT_PATTERNS,
+    compile_pattern,
+    normalise_key_name,
+)
 
 __all__ = ["DEFAULT_DATABASE_URL", "Settings"]
 
@@ -69,3 +77,54 @@ class Settings(BaseSettings):
         gt=0,
         description="Most seconds close() and the exit hook wait for the queue to drain.",
     )
+    audit_redact: bool = Field(
+        default=True,
+        description="Mask secrets in details before they are recorded (see audit_redact_keys "
+        "and audit_redact_patterns).",
+    )
+    # NoDecode: the environment gives these as text, parsed by the validators below
+    # (a JSON list, or comma-separated keys / one pattern per line).
+    audit_redact_keys: Annotated[list[str], NoDecode] = Field(
+        default=list(DEFAULT_REDACT_KEYS),
+        description="Key names whose values are masked, matched case-insensitively and at "
+        "any depth, also as the end of a longer key (X-Api-Key, openai_api_key).",
+    )
+    audit_redact_patterns: Annotated[list[str], NoDecode] = Field(
+        default=list(DEFAULT_REDACT_PATTERNS),
+        description="Regular expressions; their matches in string values are masked.",
+    )
+
+    @field_validator("audit_redact_keys", mode="before")
+    @classmethod
+    def _parse_redact_keys(cls, value: Any) -> Any:
+        """A JSON list, or comma-separated names; each must contain a letter or digit."""
+        names = _text_list(value, separator=",")
+        if isinstance(names, list):
+            for name in names:
+                if isinstance(name, str) and not normalise_key_name(name):
+                    raise ValueError(f"the redaction key {name!r} has no letter or digit")
+        return names
+
+    @field_validator("audit_redact_patterns", mode="before")
+    @classmethod
+    def _parse_redact_patterns(cls, value: Any) -> Any:
+        """A JSON list, or one pattern per line; each must compile."""
+        patterns = _text_list(value, separator="\n")
+        if isinstance(patterns, list):
+            for pattern in patterns:
+                if isinstance(pattern, str):
+                    compile_pattern(pattern)  # ValueError naming the pattern
+        return patterns
+
+
+def _text_list(value: Any, *, separator: str) -> Any:
+    """A list from the environment's text: a JSON list, or items split on ``separator``."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"not a JSON list: {exc}") from None
+    return [item.strip() for item in text.split(separator) if item.strip()]

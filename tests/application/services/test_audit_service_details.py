@@ -63,7 +63,9 @@ def tracked(
         )
     else:
         url = f"sqlite:///{Path(tmp_path_factory.mktemp('details')) / 'audit.db'}"
-    service = AuditService(Settings(database_url=url, audit_async=True))
+    # Redaction off: this module checks validation and encoding on arbitrary JSON, whose
+    # keys may name secrets; tests/domain/test_redaction.py covers what redaction does.
+    service = AuditService(Settings(database_url=url, audit_async=True, audit_redact=False))
     try:
         yield Tracked(service, [])
     finally:

@@ -31,6 +31,7 @@ from cleveragents.domain.errors import AuditQueueFullError, AuditServiceClosedEr
 from cleveragents.domain.event_types import AuditEventType, coerce_event_type
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.redaction import Redactor
 from cleveragents.domain.replay import ReplayReport
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure.persistence import reads
@@ -78,6 +79,11 @@ class AuditService:
         self._rejected = 0
         self._sync_written = 0
         self._sync_failed = 0
+        self._redactor = (
+            Redactor(self._settings.audit_redact_keys, self._settings.audit_redact_patterns)
+            if self._settings.audit_redact
+            else None
+        )
         if session is not None:
             create_schema(session)
             self._spool = Spool(self._spool_path(None))
@@ -151,6 +157,10 @@ class AuditService:
         queued. Asynchronous: returns at once an entry with ``id == -1`` (pending).
         Synchronous: returns the committed entry with its database id.
 
+        Unless ``settings.audit_redact`` is off, secrets in ``details`` are masked
+        first (see :mod:`cleveragents.domain.redaction`), in a copy: the caller's
+        object is never changed. The returned entry holds the masked details.
+
         Raises:
             ValueError: ``event_type`` is unknown, or a number in ``details`` is not finite.
             TypeError: ``details`` is not a mapping of str keys to JSON values, or
@@ -165,6 +175,8 @@ class AuditService:
         _check_text("actor", actor)
         _check_text("resource", resource)
         _check_text("correlation_id", correlation_id)
+        if self._redactor is not None:  # a masked copy; the caller's object is left alone
+            details = self._redactor.redact(details)
         details_json = encode_details(details)
         event_id = new_event_id()
         created_at = datetime.now(UTC)
