@@ -492,12 +492,33 @@ class AuditService:
 _open_services: weakref.WeakSet[AuditService] = weakref.WeakSet()
 
 
+# The databases whose writes were held for the fork under way.
+_held_for_fork: list[AuditDatabase] = []
+
+
+def _hold_writes_before_fork() -> None:
+    for service in list(_open_services):
+        if service._database is not None:
+            service._database.before_fork()
+            _held_for_fork.append(service._database)
+
+
+def _resume_writes_after_fork() -> None:
+    while _held_for_fork:
+        _held_for_fork.pop().after_fork_in_parent()
+
+
 def _restart_services_after_fork() -> None:
+    _held_for_fork.clear()
     for service in list(_open_services):
         service._restart_after_fork()
 
 
-os.register_at_fork(after_in_child=_restart_services_after_fork)
+os.register_at_fork(
+    before=_hold_writes_before_fork,
+    after_in_parent=_resume_writes_after_fork,
+    after_in_child=_restart_services_after_fork,
+)
 
 
 def _check_text(name: str, value: object) -> None:

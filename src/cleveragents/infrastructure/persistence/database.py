@@ -32,6 +32,8 @@ _REPLAY_BATCH = 500
 _PRIVATE = 0o600
 #: How long a PostgreSQL connection attempt may take before it counts as unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: Most seconds os.fork() waits for a SQLite write under way (one attempt: busy timeout + commit).
+_FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_S
 
 
 class AuditDatabase:
@@ -50,6 +52,12 @@ class AuditDatabase:
         )
         self._insert = insert_statement(engine.dialect.name)
         self._insert_returning_id = self._insert.returning(audit_log.c.id)
+        # SQLite keeps its locks' bookkeeping in process memory: a child forked in the
+        # middle of a write would believe it holds the write lock, and see "database is
+        # locked" for ever. Writes to a SQLite file hold this lock; a fork waits for it.
+        self._is_sqlite_file = _is_sqlite_file(engine.url)
+        self._writing = threading.Lock()
+        self._held_for_fork = False
 
     @property
     def sqlite_path(self) -> Path | None:
@@ -70,12 +78,12 @@ class AuditDatabase:
 
     def write_batch(self, rows: Sequence[EntryRow]) -> None:
         """Insert ``rows`` in one transaction; rows whose event_id is stored already are skipped."""
-        with self._guard, self.engine.begin() as connection:
+        with self._writing, self._guard, self.engine.begin() as connection:
             bulk_insert(connection, rows)
 
     def write_one(self, row: EntryRow) -> int:
         """Insert one row and commit; return its id."""
-        with self._guard, self.engine.begin() as connection:
+        with self._writing, self._guard, self.engine.begin() as connection:
             return int(
                 connection.execute(
                     self._insert_returning_id, row_params(self.engine.dialect.name)(row)
@@ -86,15 +94,33 @@ class AuditDatabase:
         """Insert the rows whose event_id is not stored yet, committing per batch; count them."""
         inserted = 0
         for start in range(0, len(rows), _REPLAY_BATCH):
-            with self._guard, self.engine.begin() as connection:
+            with self._writing, self._guard, self.engine.begin() as connection:
                 inserted += insert_new(connection, rows[start : start + _REPLAY_BATCH])
         return inserted
 
+    def before_fork(self) -> None:
+        """Before os.fork(): on a SQLite file, wait until no write is under way."""
+        if self._is_sqlite_file:
+            self._held_for_fork = self._writing.acquire(timeout=_FORK_WAIT_S)
+
+    def after_fork_in_parent(self) -> None:
+        """After os.fork(), in the parent: let writes go on."""
+        if self._held_for_fork:
+            self._held_for_fork = False
+            self._writing.release()
+
     def after_fork_in_child(self) -> None:
-        """Forget the parent's connections (without closing them: they are the parent's)."""
+        """Forget the parent's connections; close them only on SQLite, where they are ours.
+
+        A PostgreSQL connection is a socket shared with the parent: closing it would end
+        the parent's session. An idle SQLite connection is process-local state, and left
+        open it would make the child's new connections share its lock bookkeeping.
+        """
+        self._writing = threading.Lock()
+        self._held_for_fork = False
         if self._shared_connection:  # its lock may have been held by another thread
             self._guard = threading.RLock()
-        self.engine.dispose(close=False)
+        self.engine.dispose(close=self._is_sqlite_file)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
