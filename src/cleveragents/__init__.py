@@ -13,6 +13,7 @@ from cleveragents.domain.entry import AuditLogEntry
 from cleveragents.domain.errors import (
     AuditError,
     AuditQueueFullError,
+    AuditSchemaError,
     AuditServiceClosedError,
     AuditStorageError,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "AuditEventType",
     "AuditLogEntry",
     "AuditQueueFullError",
+    "AuditSchemaError",
     "AuditService",
     "AuditServiceClosedError",
     "AuditStats",

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "AuditError",
     "AuditQueueFullError",
+    "AuditSchemaError",
     "AuditServiceClosedError",
     "AuditStorageError",
 ]
@@ -24,3 +25,10 @@ class AuditQueueFullError(AuditError, RuntimeError):
 
 class AuditStorageError(AuditError, RuntimeError):
     """The audit database cannot be used: a malformed or unreachable URL, a missing driver."""
+
+
+class AuditSchemaError(AuditStorageError):
+    """The audit database's schema is not the one this version uses (behind, unversioned, newer).
+
+    The message says what to do, usually ``cleveragents-audit db upgrade``.
+    """

@@ -20,7 +20,8 @@ from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.bulk import bulk_insert
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
-from cleveragents.infrastructure.persistence.table import Base, audit_log
+from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
+from cleveragents.infrastructure.persistence.table import audit_log
 
 __all__ = ["SQLITE_BUSY_TIMEOUT_S", "AuditDatabase", "insert_one", "open_database"]
 
@@ -176,20 +177,32 @@ def insert_one(session: Session, row: EntryRow) -> int:
 
 
 def create_schema(session: Session) -> None:
-    """Create the audit table through the caller's session if it is missing."""
-    Base.metadata.create_all(session.connection())
+    """Check the schema through the caller's session; an empty database is created at head.
+
+    Raises:
+        AuditSchemaError: the database is behind, unversioned or of an unknown revision.
+    """
+    url = session.get_bind().engine.url.render_as_string(hide_password=True)
+    ensure_schema_on(session.connection(), url)
     session.commit()
 
 
-def open_database(url: str) -> AuditDatabase:
-    """Check ``url``, connect, and create the audit table if it is missing.
+def open_database(url: str, *, create: bool = True) -> AuditDatabase:
+    """Check ``url``, connect, and check the schema: an empty database is created at head.
+
+    With ``create=False`` (readers), nothing is created: a missing SQLite file or a
+    database without the audit table is refused.
 
     Raises:
         AuditStorageError: the URL is malformed, names an unsupported backend or a
             driver that is not installed, or the database cannot be reached or created.
+        AuditSchemaError: (an AuditStorageError) the schema is not at this version's
+            head; the message names ``cleveragents-audit db upgrade`` when that helps.
     """
     parsed = _parse(url)
     safe_url = parsed.render_as_string(hide_password=True)
+    if not create and _is_sqlite_file(parsed) and not Path(str(parsed.database)).is_file():
+        raise AuditStorageError(f"no audit database at {parsed.database} ({safe_url!r})")
     if _is_sqlite_file(parsed) and parsed.database:
         _create_private_file(Path(parsed.database), safe_url)
     backend = parsed.get_backend_name()
@@ -207,14 +220,16 @@ def open_database(url: str) -> AuditDatabase:
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {exc}") from exc
     try:
-        with engine.begin() as connection:
-            Base.metadata.create_all(connection)
+        ensure_schema(engine, safe_url, create=create)
     except SQLAlchemyError as exc:
         engine.dispose()
         reason = getattr(exc, "orig", None) or exc
         raise AuditStorageError(
             f"cannot open the audit database {safe_url!r}: {str(reason).strip()}"
         ) from exc
+    except BaseException:
+        engine.dispose()
+        raise
     return AuditDatabase(engine, shared_connection=shared)
 
 

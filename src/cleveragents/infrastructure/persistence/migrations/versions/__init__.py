@@ -1,0 +1,1 @@
+"""The revisions, oldest first: ``v0001_audit_log`` ..."""
