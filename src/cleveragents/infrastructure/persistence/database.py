@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -290,8 +292,28 @@ def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _enable_wal(cursor)
         finally:
             cursor.close()
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """``PRAGMA journal_mode = WAL``, retried while another process holds the file.
+
+    When several processes open a fresh file at once, SQLite may answer "database
+    is locked" at once, without waiting its busy timeout (one of them is turning
+    the file to WAL). Retried for at most the busy timeout.
+    """
+    give_up_at = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    pause = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= give_up_at:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
