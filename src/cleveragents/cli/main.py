@@ -14,28 +14,24 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cleveragents.cli.common import AuditGroup, CliError, DatabaseUrl, load_settings
+from cleveragents.cli.db import db_app
 from cleveragents.cli.demo import DemoResult, run_demo
+from cleveragents.cli.query import query, tail
 from cleveragents.cli.replay import replay
-from cleveragents.config.settings import Settings
+from cleveragents.cli.stats import stats
+from cleveragents.cli.transfer import export, import_
 from cleveragents.domain.errors import AuditError
 
 __all__ = ["app", "main"]
 
 app = typer.Typer(
-    help="The cleveragents audit trail: a demo, and (later) queries over the trail.",
+    cls=AuditGroup,  # one-line errors and exit statuses: see cli/common.py
+    help="The cleveragents audit trail: query, follow, export and import it; its schema; a demo.",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_show_locals=False,  # a traceback must not print URLs or secrets
 )
-
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        help="SQLAlchemy URL of the audit database (default: CLEVERAGENTS_DATABASE_URL or an "
-        "embedded SQLite file).",
-        show_default=False,
-    ),
-]
 
 
 @app.callback()
@@ -53,8 +49,8 @@ def demo(
     Prints what was recorded and how long the emitting thread spent per event.
     """
     console = Console()
+    settings = load_settings(database_url)
     try:
-        settings = Settings() if database_url is None else Settings(database_url=database_url)
         results: list[DemoResult] = []
         with Progress(console=console, transient=True) as progress:
             for is_async in (True, False):
@@ -69,8 +65,7 @@ def demo(
                     )
                 )
     except AuditError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        raise CliError(str(exc)) from None
     _print_last_run(console, results[-1])
     _print_timings(console, results, settings.database_url)
 
@@ -106,6 +101,12 @@ def _print_timings(console: Console, results: list[DemoResult], url: str) -> Non
     )
 
 
+app.command()(query)
+app.command()(tail)
+app.command()(export)
+app.command("import")(import_)
+app.command()(stats)
+app.add_typer(db_app, name="db")
 app.command()(replay)
 
 

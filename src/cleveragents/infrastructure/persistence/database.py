@@ -189,11 +189,13 @@ def create_schema(session: Session) -> None:
     session.commit()
 
 
-def open_database(url: str, *, create: bool = True) -> AuditDatabase:
+def open_database(url: str, *, create: bool = True, check_schema: bool = True) -> AuditDatabase:
     """Check ``url``, connect, and check the schema: an empty database is created at head.
 
     With ``create=False`` (readers), nothing is created: a missing SQLite file or a
-    database without the audit table is refused.
+    database without the audit table is refused. With ``check_schema=False`` (the
+    ``db`` commands, which look at or change the schema themselves) the database is
+    only connected to.
 
     Raises:
         AuditStorageError: the URL is malformed, names an unsupported backend or a
@@ -222,7 +224,10 @@ def open_database(url: str, *, create: bool = True) -> AuditDatabase:
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {exc}") from exc
     try:
-        ensure_schema(engine, safe_url, create=create)
+        if check_schema:
+            ensure_schema(engine, safe_url, create=create)
+        else:
+            engine.connect().close()
     except SQLAlchemyError as exc:
         engine.dispose()
         reason = getattr(exc, "orig", None) or exc

@@ -1,0 +1,163 @@
+"""``cleveragents-audit stats``: what is in the trail, for a period."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import orjson
+import typer
+from rich.console import Group
+from rich.table import Table
+
+from cleveragents.cli.common import (
+    Actor,
+    AsJson,
+    CorrelationId,
+    DatabaseUrl,
+    EventType,
+    Resource,
+    Since,
+    Until,
+    binary_stdout,
+    entry_filter,
+    open_trail,
+    stdout_console,
+)
+from cleveragents.cli.render import iso_time, short_time
+from cleveragents.infrastructure.persistence import browse
+from cleveragents.infrastructure.persistence.reads import EntryFilter
+
+__all__ = ["stats"]
+
+
+def stats(
+    database_url: DatabaseUrl = None,
+    since: Since = None,
+    until: Until = None,
+    event_type: EventType = None,
+    actor: Actor = None,
+    resource: Resource = None,
+    correlation_id: CorrelationId = None,
+    top: Annotated[
+        int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")
+    ] = 20,
+    as_json: AsJson = False,
+) -> None:
+    """Totals by event type and by actor for a period; rows, size, oldest and newest entry."""
+    where = entry_filter(event_type, actor, resource, correlation_id, since, until)
+    database = open_trail(database_url)
+    try:
+        with database.connect() as connection:
+            everything = browse.count_rows(connection, EntryFilter(), after_id=None, up_to_id=None)
+            matching = (
+                everything
+                if where == EntryFilter()
+                else browse.count_rows(connection, where, after_id=None, up_to_id=None)
+            )
+            span = browse.bounds(connection, where)
+            by_type = browse.totals(connection, where, "event_type", limit=None)
+            actors = browse.totals(connection, where, "actor", limit=None if top == 0 else top + 1)
+            size = browse.database_size(connection, database.sqlite_path)
+        url = database.url
+    finally:
+        database.dispose()
+    more_actors = top != 0 and len(actors) > top
+    actors = actors[:top] if top else actors
+    report: dict[str, Any] = {
+        "database": url,
+        "since": None if where.since is None else iso_time(where.since),
+        "until": None if where.until is None else iso_time(where.until),
+        "rows": matching,
+        "rows_in_trail": everything,
+        "database_size_bytes": size,
+        "oldest": _moment(span.oldest),
+        "newest": _moment(span.newest),
+        "by_event_type": dict(by_type),
+        "by_actor": [{"actor": name, "count": count} for name, count in actors],
+        "more_actors": more_actors,
+    }
+    if as_json:
+        out = binary_stdout()
+        out.write(orjson.dumps(report) + b"\n")
+        out.flush()
+        return
+    console = stdout_console()
+    if not console.is_terminal:
+        typer.echo(_plain(report), nl=False)
+        return
+    console.print(_rich(report, matching))
+
+
+def _moment(found: tuple[int, datetime] | None) -> dict[str, Any] | None:
+    if found is None:
+        return None
+    return {"id": found[0], "created_at": iso_time(found[1])}
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "unknown (in memory)"
+    value = float(size)
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size:,} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _period(report: dict[str, Any]) -> str:
+    since, until = report["since"], report["until"]
+    if since is None and until is None:
+        return "all time"
+    return f"{since or 'the start'} .. {until or 'now'}"
+
+
+def _plain(report: dict[str, Any]) -> str:
+    """``key<TAB>value`` lines, then ``event_type<TAB>TYPE<TAB>N`` and ``actor<TAB>NAME<TAB>N``."""
+    oldest, newest = report["oldest"], report["newest"]
+    lines = [
+        f"database\t{report['database']}",
+        f"period\t{_period(report)}",
+        f"rows\t{report['rows']}",
+        f"rows_in_trail\t{report['rows_in_trail']}",
+        f"database_size_bytes\t{report['database_size_bytes'] or '-'}",
+        f"oldest\t{oldest['created_at'] if oldest else '-'}",
+        f"newest\t{newest['created_at'] if newest else '-'}",
+    ]
+    lines += [f"event_type\t{name}\t{count}" for name, count in report["by_event_type"].items()]
+    lines += [f"actor\t{a['actor'] or '-'}\t{a['count']}" for a in report["by_actor"]]
+    return "\n".join(lines) + "\n"
+
+
+def _rich(report: dict[str, Any], matching: int) -> Group:
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    oldest, newest = report["oldest"], report["newest"]
+    summary.add_row("database", report["database"])
+    summary.add_row("period", _period(report))
+    summary.add_row("rows", f"{report['rows']:,} (of {report['rows_in_trail']:,} in the trail)")
+    summary.add_row("size on disk", _size(report["database_size_bytes"]))
+    for label, moment in (("oldest", oldest), ("newest", newest)):
+        if moment is not None:
+            when = short_time(datetime.fromisoformat(moment["created_at"]))
+            summary.add_row(label, f"{when}  (#{moment['id']})")
+    types = _totals_table("event type", report["by_event_type"].items(), matching)
+    actors = _totals_table(
+        "actor", ((a["actor"] or "-", a["count"]) for a in report["by_actor"]), matching
+    )
+    if report["more_actors"]:
+        actors.caption = "more actors: --top 0 lists them all"
+    return Group(summary, types, actors)
+
+
+def _totals_table(what: str, rows: Any, total: int) -> Table:
+    table = Table(title=f"by {what}", title_justify="left")
+    table.add_column(what)
+    table.add_column("entries", justify="right")
+    table.add_column("share", justify="right")
+    for name, count in rows:
+        share = f"{100 * count / total:.1f}%" if total else "-"
+        table.add_row(str(name), f"{count:,}", share)
+    return table

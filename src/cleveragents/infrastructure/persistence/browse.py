@@ -1,0 +1,169 @@
+"""Reads for operators: raw rows by id, the newest first, gaps, totals, bounds and size.
+
+The command line's reads. Rows come back as they are stored (``details`` as the
+canonical JSON text, never decoded), so that an export writes them out as they are;
+every query is an index range scan (the primary key, or a ``(column, id)`` index).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, select, text
+
+from cleveragents.infrastructure.persistence.reads import EntryFilter
+from cleveragents.infrastructure.persistence.table import audit_log
+
+__all__ = [
+    "ROW_COLUMNS",
+    "Bounds",
+    "bounds",
+    "count_rows",
+    "database_size",
+    "existing_ids",
+    "max_id",
+    "newest",
+    "page",
+    "rows_with_ids",
+    "totals",
+]
+
+#: The columns of a raw row, in this order.
+ROW_COLUMNS = (
+    audit_log.c.id,
+    audit_log.c.event_id,
+    audit_log.c.event_type,
+    audit_log.c.actor,
+    audit_log.c.resource,
+    audit_log.c.correlation_id,
+    audit_log.c.created_at,
+    audit_log.c.details,
+)
+
+
+def _rows(where: EntryFilter) -> Select[Any]:
+    return select(*ROW_COLUMNS).where(*where.clauses())
+
+
+def page(
+    connection: Connection,
+    where: EntryFilter,
+    *,
+    after_id: int | None,
+    limit: int,
+    up_to_id: int | None = None,
+) -> Sequence[Any]:
+    """Up to ``limit`` matching rows with ``after_id < id <= up_to_id``, ascending."""
+    statement = _rows(where)
+    if after_id is not None:
+        statement = statement.where(audit_log.c.id > after_id)
+    if up_to_id is not None:
+        statement = statement.where(audit_log.c.id <= up_to_id)
+    return connection.execute(statement.order_by(audit_log.c.id).limit(limit)).all()
+
+
+def newest(
+    connection: Connection, where: EntryFilter, *, limit: int, up_to_id: int | None = None
+) -> list[Any]:
+    """The ``limit`` matching rows with the highest ids (up to ``up_to_id``), ascending."""
+    statement = _rows(where)
+    if up_to_id is not None:
+        statement = statement.where(audit_log.c.id <= up_to_id)
+    statement = statement.order_by(audit_log.c.id.desc()).limit(limit)
+    return list(reversed(connection.execute(statement).all()))
+
+
+def rows_with_ids(connection: Connection, where: EntryFilter, ids: Sequence[int]) -> Sequence[Any]:
+    """The matching rows among ``ids``, ascending."""
+    statement = _rows(where).where(audit_log.c.id.in_(ids)).order_by(audit_log.c.id)
+    return connection.execute(statement).all()
+
+
+def existing_ids(connection: Connection, *, above: int, up_to: int) -> set[int]:
+    """The ids committed in ``(above, up_to]``, whatever they hold (the primary key only)."""
+    statement = select(audit_log.c.id).where(audit_log.c.id > above, audit_log.c.id <= up_to)
+    return set(connection.execute(statement).scalars())
+
+
+def max_id(connection: Connection, where: EntryFilter | None = None) -> int | None:
+    """The highest id (of the matching rows), or None when there is none."""
+    statement = select(func.max(audit_log.c.id))
+    if where is not None:
+        statement = statement.where(*where.clauses())
+    value = connection.execute(statement).scalar_one()
+    return None if value is None else int(value)
+
+
+def count_rows(
+    connection: Connection, where: EntryFilter, *, after_id: int | None, up_to_id: int | None
+) -> int:
+    """How many matching rows have ``after_id < id <= up_to_id``."""
+    statement = select(func.count()).select_from(audit_log).where(*where.clauses())
+    if after_id is not None:
+        statement = statement.where(audit_log.c.id > after_id)
+    if up_to_id is not None:
+        statement = statement.where(audit_log.c.id <= up_to_id)
+    return int(connection.execute(statement).scalar_one())
+
+
+def totals(
+    connection: Connection, where: EntryFilter, column: str, *, limit: int | None
+) -> list[tuple[str | None, int]]:
+    """Matching rows per value of ``column``, most first (ties by value), at most ``limit``."""
+    grouped = audit_log.c[column]
+    number = func.count().label("n")
+    statement = (
+        select(grouped, number)
+        .where(*where.clauses())
+        .group_by(grouped)
+        .order_by(number.desc(), grouped)
+    )
+    if limit is not None:
+        statement = statement.limit(limit)
+    return [(row[0], int(row[1])) for row in connection.execute(statement)]
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """The oldest and newest matching entries: (id, created_at) each, or None."""
+
+    oldest: tuple[int, datetime] | None
+    newest: tuple[int, datetime] | None
+
+
+def bounds(connection: Connection, where: EntryFilter) -> Bounds:
+    """The matching entries with the earliest and the latest ``created_at``."""
+    base = select(audit_log.c.id, audit_log.c.created_at).where(*where.clauses())
+    first = connection.execute(
+        base.order_by(audit_log.c.created_at, audit_log.c.id).limit(1)
+    ).first()
+    last = connection.execute(
+        base.order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc()).limit(1)
+    ).first()
+    return Bounds(
+        oldest=None if first is None else (int(first[0]), first[1]),
+        newest=None if last is None else (int(last[0]), last[1]),
+    )
+
+
+def database_size(connection: Connection, sqlite_path: Path | None) -> int | None:
+    """Bytes on disk: the SQLite file with its WAL, or the audit table with its indexes."""
+    if connection.dialect.name == "postgresql":
+        value = connection.execute(
+            text("SELECT pg_total_relation_size(to_regclass('audit_log'))")
+        ).scalar_one()
+        return None if value is None else int(value)
+    if sqlite_path is None:
+        return None
+    size = 0
+    for path in (sqlite_path, sqlite_path.with_name(sqlite_path.name + "-wal")):
+        try:
+            size += os.stat(path).st_size
+        except FileNotFoundError:
+            continue
+    return size
