@@ -254,3 +254,55 @@ def test_a_forked_child_loses_nothing_when_the_parent_closes_first(
     for actor in ("parent", "child-early", "child-late"):
         assert stored_seqs(database_url, actor) == list(range(n)), actor
     assert len(stored_rows(database_url)) == 3 * n
+
+
+# multiprocessing's fork children end with os._exit(), which skips atexit hooks. One child
+# records through the service it inherited, another through a service of its own; neither
+# calls close().
+MULTIPROCESSING_FORK = textwrap.dedent(
+    """
+    import multiprocessing, sys
+    from cleveragents import AuditService
+
+    def inherited(n):
+        for seq in range(n):
+            SERVICE.record("tool.invoked", actor="inherited", details={"seq": seq})
+
+    def own(n):
+        service = AuditService()
+        for seq in range(n):
+            service.record("tool.invoked", actor="own", details={"seq": seq})
+
+    if __name__ == "__main__":
+        n = int(sys.argv[1])
+        SERVICE = AuditService()
+        context = multiprocessing.get_context("fork")
+        codes = []
+        for target in (inherited, own):
+            process = context.Process(target=target, args=(n,))
+            process.start()
+            process.join()
+            codes.append(process.exitcode)
+        SERVICE.close()
+        print("EXIT", *codes, flush=True)
+    """
+)
+
+
+def test_multiprocessing_fork_children_persist_their_records_without_close(
+    database_url: str, tmp_path: Path
+) -> None:
+    """multiprocessing fork children that never call close() still persist what they recorded."""
+    n = 3000
+    process = start_child(
+        MULTIPROCESSING_FORK,
+        [str(n)],
+        env=child_env(database_url, CLEVERAGENTS_AUDIT_QUEUE_MAXSIZE="50000"),
+        cwd=tmp_path,
+    )
+    stdout, stderr = finish(process)
+    assert process.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "EXIT 0 0" in stdout, stdout
+    for actor in ("inherited", "own"):
+        assert stored_seqs(database_url, actor) == list(range(n)), actor
