@@ -14,6 +14,8 @@ import os
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -500,3 +502,69 @@ def test_a_spool_path_setting_is_used(
     assert service.flush(GENEROUS_S) is False
     assert_spool_holds(where, lost, "audit_log")
     wait_until(lambda: service.stats().spooled == 5, what="the spooled counter")
+
+
+# -- the command line ----------------------------------------------------------------------
+
+
+def replay_command(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``cleveragents-audit replay ARGS --json`` (the installed console script)."""
+    script = Path(sys.executable).with_name("cleveragents-audit")
+    assert script.exists(), f"{script} is not installed"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVERAGENTS_")}
+    return subprocess.run(
+        [str(script), "replay", *args, "--json"],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=GENEROUS_S * 3,
+        check=False,
+    )
+
+
+def test_the_replay_command_re_ingests_a_spool_once(
+    make_service: MakeService, database_url: str, tmp_path: Path
+) -> None:
+    """`cleveragents-audit replay SPOOL` stores the spooled entries; a second run adds none."""
+    service = make_service(database_url=database_url, audit_retry_deadline=0.3)
+    execute(database_url, "DROP TABLE audit_log")
+    lost = record_varied(service, 60)
+    assert service.flush(GENEROUS_S) is False
+    spool = service.spool_path
+    service.close()
+
+    first = replay_command(str(spool), "--database-url", database_url, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    report = json.loads(first.stdout)
+    assert (report["read"], report["inserted"], report["rejected"]) == (60, 60, [])
+    again = replay_command(str(spool), "--database-url", database_url, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (json.loads(again.stdout)["read"], json.loads(again.stdout)["inserted"]) == (0, 0)
+    reader = make_service(database_url=database_url, audit_async=False)
+    assert_stored_exactly(reader, lost)
+
+
+def test_the_replay_command_reports_a_torn_line_and_exits_1(
+    make_service: MakeService, sqlite_url: str, tmp_path: Path
+) -> None:
+    """A torn last line: the command replays the rest, names the line, keeps it, exits 1."""
+    service = make_service(database_url=sqlite_url, audit_retry_deadline=0.3)
+    execute(sqlite_url, "DROP TABLE audit_log")
+    lost = record_varied(service, 5)
+    assert service.flush(GENEROUS_S) is False
+    spool = service.spool_path
+    service.close()
+    with spool.open("ab") as handle:
+        handle.write(b'{"event_id": "01a2')
+    # No SPOOL argument: the spool beside the SQLite file is the default.
+    done = replay_command("--database-url", sqlite_url, cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["read"], report["inserted"]) == (5, 5)
+    assert [line["line_number"] for line in report["rejected"]] == [6]
+    assert report["rejects_file"] == f"{spool}.rejects"
+    kept = [json.loads(line) for line in Path(f"{spool}.rejects").read_bytes().splitlines()]
+    assert [(item["line_number"], item["text"]) for item in kept] == [(6, '{"event_id": "01a2')]
+    reader = make_service(database_url=sqlite_url, audit_async=False)
+    assert_stored_exactly(reader, lost)
