@@ -221,3 +221,16 @@ def test_a_synchronous_service_reconnects_after_a_restart(
         ]
         stats = service.stats()
         assert (stats.written, stats.failed) == (2, 1)
+
+
+def test_the_first_record_after_a_restart_needs_no_retry(
+    throwaway_postgres: ThrowawayServer,
+) -> None:
+    """Pooled connections that died with the server are replaced on checkout (pool pre-ping)."""
+    server = throwaway_postgres
+    with AuditService(Settings(database_url=server.url, audit_async=False)) as service:
+        service.record("session.started")
+        server.stop("fast")
+        server.start()
+        service.record("session.ended")  # raises if a dead pooled connection is used
+        assert (service.stats().written, service.stats().failed) == (2, 0)
