@@ -19,6 +19,9 @@ from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure.persistence.database import open_database
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from tests.schema_support import next_revision
+
+__all__ = ["SCRIPT", "T0", "Trail", "json_lines", "next_revision", "run_cli", "script"]
 
 #: The installed console script, next to the interpreter running the tests.
 SCRIPT = Path(sys.executable).with_name("cleveragents-audit")

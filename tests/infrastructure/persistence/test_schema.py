@@ -2,28 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
-import textwrap
 import threading
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
     create_engine,
     inspect,
     text,
@@ -37,12 +24,12 @@ from cleveragents.infrastructure.persistence.schema import (
     BASE_REVISION,
     MIGRATIONS_DIR,
     VERSION_TABLE,
-    alembic_config,
     head_revision,
     read_state,
     upgrade,
 )
 from cleveragents.infrastructure.persistence.table import Base
+from tests.schema_support import ROWS, at_revision, insert_base_rows, legacy_table
 from tests.support import GENEROUS_S, sqlite_path
 
 
@@ -74,45 +61,6 @@ def run_sql(url: str, *statements: str, params: dict[str, Any] | None = None) ->
         with engine.begin() as connection:
             for statement in statements:
                 connection.execute(text(statement), params or {})
-    finally:
-        engine.dispose()
-
-
-def at_revision(url: str, revision: str) -> None:
-    """Make an empty database the schema of ``revision`` (only migrations, as a real one was)."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            command.upgrade(alembic_config(connection), revision)
-    finally:
-        engine.dispose()
-
-
-ROWS = [
-    {
-        "event_id": f"0190f1d2-0000-7000-8000-00000000000{n}",
-        "event_type": "tool.invoked",
-        "actor": "agent:é",
-        "resource": None,
-        "details": f'{{"n":{n},"nested":{{"a":[1,"ü"]}}}}',
-        "correlation_id": "run-1",
-        "created_at": datetime(2026, 1, 2, 3, 4, 5, 123456 + n, tzinfo=UTC),
-    }
-    for n in range(3)
-]
-
-
-def insert_base_rows(url: str) -> None:
-    """Insert ROWS with the columns of the first revision only (what it had)."""
-    engine = create_engine(url)
-    table = Table(
-        "audit_log",
-        MetaData(),
-        autoload_with=engine,
-    )
-    try:
-        with engine.begin() as connection:
-            connection.execute(table.insert(), [dict(row) for row in ROWS])
     finally:
         engine.dispose()
 
@@ -295,33 +243,6 @@ def test_upgrade_from_the_first_revision_keeps_the_rows(database_url: str) -> No
     assert_rows_kept(database_url)
 
 
-def legacy_table(url: str, *, with_details_json: bool) -> None:
-    """The audit_log that create_all made before migrations: single-column indexes."""
-    metadata = MetaData()
-    columns: list[Any] = [
-        Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
-        Column("event_id", String(36), nullable=False, unique=True),
-        Column("event_type", String, nullable=False),
-        Column("actor", String),
-        Column("resource", String),
-        Column("details", Text, nullable=False),
-        Column("correlation_id", String),
-        Column("created_at", Base.metadata.tables["audit_log"].c.created_at.type, nullable=False),
-    ]
-    if with_details_json:
-        columns.append(
-            Column("details_json", Base.metadata.tables["audit_log"].c.details_json.type)
-        )
-    table = Table("audit_log", metadata, *columns)
-    for name in ("event_type", "actor", "resource", "correlation_id", "created_at"):
-        Index(f"ix_audit_log_{name}", table.c[name])
-    engine = create_engine(url)
-    try:
-        metadata.create_all(engine)
-    finally:
-        engine.dispose()
-
-
 @pytest.mark.parametrize("with_details_json", [True, False], ids=["current", "pre-jsonb"])
 def test_upgrade_adopts_a_table_made_before_migrations(
     database_url: str, with_details_json: bool
@@ -358,44 +279,6 @@ def test_upgrade_refuses_a_foreign_audit_log(database_url: str) -> None:
 
 
 # -- a later revision: what a schema change and its upgrade look like ----------------------
-
-NEXT_REVISION = textwrap.dedent(
-    '''
-    """A test revision after the shipped head: one more nullable column."""
-    import sqlalchemy as sa
-    from alembic import op
-
-    revision = "test_next"
-    down_revision = {head!r}
-    branch_labels = None
-    depends_on = None
-
-
-    def upgrade() -> None:
-        with op.batch_alter_table("audit_log") as batch:
-            batch.add_column(sa.Column("tenant", sa.String(), nullable=True))
-
-
-    def downgrade() -> None:
-        with op.batch_alter_table("audit_log") as batch:
-            batch.drop_column("tenant")
-    '''
-)
-
-
-@pytest.fixture
-def next_revision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The shipped migrations plus one newer revision, in a copy the schema module uses."""
-    shipped_head = head_revision()
-    copy = tmp_path / "migrations"
-    shutil.copytree(MIGRATIONS_DIR, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "versions" / "test_next.py").write_text(
-        NEXT_REVISION.format(head=shipped_head), encoding="utf-8"
-    )
-    monkeypatch.setattr(schema, "MIGRATIONS_DIR", copy)
-    schema._scripts.cache_clear()
-    yield shipped_head
-    schema._scripts.cache_clear()
 
 
 def test_a_database_behind_head_is_refused_then_upgraded_with_its_rows(
