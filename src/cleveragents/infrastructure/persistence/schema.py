@@ -18,6 +18,8 @@ with their own version table, :data:`VERSION_TABLE`. What a database can be:
 from __future__ import annotations
 
 import functools
+import logging
+import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -128,9 +130,12 @@ def head_revision() -> str:
 def read_state(connection: Connection) -> SchemaState:
     """The schema state of the database behind ``connection`` (reads only)."""
     head = head_revision()
-    context = MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE})
-    revision = context.get_current_revision()
-    has_table = inspect(connection).has_table(_TABLE)
+    inspector = inspect(connection)
+    revision: str | None = None
+    if inspector.has_table(VERSION_TABLE):  # read directly: Alembic's context logs at INFO
+        versions = connection.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars()
+        revision = ",".join(sorted(str(v) for v in versions)) or None
+    has_table = inspector.has_table(_TABLE)
     status: Status
     if revision is None:
         status = "unversioned" if has_table else "empty"
@@ -196,7 +201,7 @@ def upgrade(engine: Engine, safe_url: str) -> tuple[SchemaState, SchemaState]:
         AuditSchemaError: the database is of an unknown revision, or its ``audit_log``
             is not one this library made.
     """
-    with locked_transaction(engine) as connection:
+    with locked_transaction(engine) as connection, _quiet_alembic():
         before = read_state(connection)
         if before.status == "unknown":
             raise AuditSchemaError(before.describe(safe_url))
@@ -213,9 +218,40 @@ def upgrade(engine: Engine, safe_url: str) -> tuple[SchemaState, SchemaState]:
 def _create_at_head(connection: Connection, state: SchemaState) -> None:
     """Run every migration; a version left behind by a dropped table is cleared first."""
     config = alembic_config(connection)
-    if state.revision is not None:
-        command.stamp(config, "base")
-    command.upgrade(config, "head")
+    with _quiet_alembic():
+        if state.revision is not None:
+            command.stamp(config, "base")
+        command.upgrade(config, "head")
+
+
+class _ThisThreadOnly(logging.Filter):
+    """Drops Alembic's INFO lines emitted by the threads in ``threads``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.threads: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or threading.get_ident() not in self.threads
+
+
+_QUIET = _ThisThreadOnly()
+logging.getLogger("alembic.runtime.migration").addFilter(_QUIET)
+
+
+@contextmanager
+def _quiet_alembic() -> Iterator[None]:
+    """Alembic's INFO lines are left out, for this thread only.
+
+    An application that logs at INFO would otherwise see three lines for every new
+    database; ``db upgrade`` reports what it did itself.
+    """
+    ident = threading.get_ident()
+    _QUIET.threads.add(ident)
+    try:
+        yield
+    finally:
+        _QUIET.threads.discard(ident)
 
 
 def _adopt(connection: Connection, safe_url: str) -> None:
