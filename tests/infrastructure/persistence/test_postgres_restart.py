@@ -54,16 +54,22 @@ def postgres_bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def spare_port() -> int:
-    """The first port from FIRST_PORT up that nothing listens on at 127.0.0.1."""
-    for port in range(FIRST_PORT, FIRST_PORT + 200):
+def spare_ports() -> Iterator[int]:
+    """Ports from FIRST_PORT up that nothing listens on at 127.0.0.1 now.
+
+    Test runs going on at the same time start at different offsets (by process id);
+    one may still take a port between this check and the server's start, so the
+    caller tries the next one when the start fails.
+    """
+    offset = os.getpid() % 100
+    for index in range(200):
+        port = FIRST_PORT + (offset + index) % 200
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
-    raise AssertionError(f"no free port in {FIRST_PORT}..{FIRST_PORT + 199}")
+        yield port
 
 
 @dataclass
@@ -85,7 +91,7 @@ class ThrowawayServer:
         """A SQLAlchemy URL of the server's ``postgres`` database."""
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
 
-    def run(self, program: str, *args: str) -> None:
+    def run(self, program: str, *args: str, check: bool = True) -> bool:
         """Run one of the server's programs (as the postgres user when we are root)."""
         command = [str(self.bin_dir / program), *args]
         if self.as_user is not None:
@@ -93,22 +99,23 @@ class ThrowawayServer:
         completed = subprocess.run(
             command, capture_output=True, text=True, timeout=GENEROUS_S * 3, check=False
         )
-        assert completed.returncode == 0, f"{program} {args}: {completed.stderr}"
+        if check:
+            assert completed.returncode == 0, f"{program} {args}: {completed.stderr}"
+        return completed.returncode == 0
 
     def init(self) -> None:
         """Create the cluster: trust authentication, no fsync at init (it is thrown away)."""
         self.run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
 
-    def start(self) -> None:
+    def start(self, *, check: bool = True) -> bool:
         """Start the server and wait until it accepts connections."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
             " -c fsync=off -c shared_buffers=16MB -c max_connections=20"
         )
         log = str(self.root / "server.log")
-        self.run(
-            "pg_ctl", "-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "30", "start"
-        )
+        arguments = ["-D", str(self.data), "-l", log, "-o", options, "-w", "-t", "30", "start"]
+        return self.run("pg_ctl", *arguments, check=check)
 
     def stop(self, mode: str = "fast") -> None:
         """Stop the server (``fast``: abort sessions, clean shutdown) and wait until it is down."""
@@ -141,10 +148,13 @@ def throwaway_postgres() -> Iterator[ThrowawayServer]:
     root = Path(tempfile.mkdtemp(prefix="cleveragents-pg-"))
     if as_user is not None:
         shutil.chown(root, as_user, as_user)
-    server = ThrowawayServer(bin_dir, root, spare_port(), as_user)
+    server = ThrowawayServer(bin_dir, root, 0, as_user)
     try:
         server.init()
-        server.start()
+        for attempt, port in enumerate(spare_ports()):
+            server.port = port
+            if server.start(check=attempt == 4):  # a port taken meanwhile: try the next one
+                break
         yield server
     finally:
         try:
