@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from cleveragents.cli.render import iso_time
@@ -145,3 +146,20 @@ def test_tail_on_a_terminal_prints_styled_lines(sqlite_trail: Trail) -> None:
         'session.ended  user:zoë -> session:1  [run-b]  {"ok":true,"s":1.5}'
     )
     assert re.sub(r"\x1b\[[0-9;]*m", "", result.stdout).strip() == expected
+
+
+@pytest.mark.parametrize("recent_rows", [1, 10_000], ids=["long-range", "short-range"])
+def test_since_reads_the_same_whichever_plan(
+    sqlite_trail: Trail, monkeypatch: pytest.MonkeyPatch, recent_rows: int
+) -> None:
+    """A --since range read by id order or through the created_at index gives the same pages."""
+    from cleveragents.infrastructure.persistence import browse
+
+    monkeypatch.setattr(browse, "RECENT_ROWS", recent_rows)
+    since = ["--since", "2026-03-01T02:30:00Z"]
+    result = run_cli("query", "--database-url", sqlite_trail.url, "--json", "-n", "3", *since)
+    assert [e["id"] for e in json_lines(result.stdout)] == [4, 5, 6]
+    result = run_cli("tail", "--database-url", sqlite_trail.url, "--json", "-n", "2", *since)
+    assert [e["id"] for e in json_lines(result.stdout)] == [11, 12]
+    report = run_cli("stats", "--database-url", sqlite_trail.url, "--json", *since)
+    assert orjson.loads(report.stdout)["by_event_type"]["session.ended"] == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -50,20 +51,27 @@ def stats(
     try:
         with database.connect() as connection:
             everything = browse.count_rows(connection, EntryFilter(), after_id=None, up_to_id=None)
-            matching = (
-                everything
-                if where == EntryFilter()
-                else browse.count_rows(connection, where, after_id=None, up_to_id=None)
-            )
+            groups: list[tuple[Any, Any, int]]
+            actor_totals: list[tuple[Any, int]] | None
+            if where.since is None and where.until is None:  # two scans of covering indexes
+                groups = [
+                    (kind, None, count)
+                    for kind, count in browse.totals(connection, where, "event_type", limit=None)
+                ]
+                actor_totals = browse.totals(connection, where, "actor", limit=None)
+            else:  # one pass over the time range
+                groups = browse.totals_by_type_and_actor(connection, where)
+                actor_totals = None
             span = browse.bounds(connection, where)
-            by_type = browse.totals(connection, where, "event_type", limit=None)
-            actors = browse.totals(connection, where, "actor", limit=None if top == 0 else top + 1)
             size = browse.database_size(connection, database.sqlite_path)
         url = database.url
     finally:
         database.dispose()
-    more_actors = top != 0 and len(actors) > top
-    actors = actors[:top] if top else actors
+    by_type = _ranked(Counter(), groups, 0)
+    by_actor = _ranked(Counter(), groups, 1) if actor_totals is None else actor_totals
+    matching = sum(count for _, _, count in groups)
+    more_actors = top != 0 and len(by_actor) > top
+    actors = by_actor[:top] if top else by_actor
     report: dict[str, Any] = {
         "database": url,
         "since": None if where.since is None else iso_time(where.since),
@@ -87,6 +95,15 @@ def stats(
         typer.echo(_plain(report), nl=False)
         return
     console.print(_rich(report, matching))
+
+
+def _ranked(
+    counts: Counter[Any], groups: list[tuple[Any, Any, int]], field: int
+) -> list[tuple[Any, int]]:
+    """Totals per value of one field of the groups: most first, ties by value (None last)."""
+    for group in groups:
+        counts[group[field]] += group[2]
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))
 
 
 def _moment(found: tuple[int, datetime] | None) -> dict[str, Any] | None:

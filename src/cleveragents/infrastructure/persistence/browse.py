@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, text
+from sqlalchemy import Connection, Select, func, literal_column, select, text
 
 from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.table import audit_log
@@ -31,6 +31,7 @@ __all__ = [
     "page",
     "rows_with_ids",
     "totals",
+    "totals_by_type_and_actor",
 ]
 
 #: The columns of a raw row, in this order.
@@ -50,6 +51,39 @@ def _rows(where: EntryFilter) -> Select[Any]:
     return select(*ROW_COLUMNS).where(*where.clauses())
 
 
+#: A ``--since`` range with fewer rows than this is read through the created_at index.
+RECENT_ROWS = 10_000
+
+
+def _by_id(connection: Connection, where: EntryFilter, *, descending: bool) -> Any:
+    """ORDER BY id, or, for a short recent range on SQLite, an order its planner won't walk.
+
+    SQLite's planner, with no statistics, answers ``created_at >= ? ORDER BY id LIMIT n``
+    by walking the primary key from the oldest row: on a large trail and a recent
+    ``since`` that reads nearly every row. When the range is short (counted through
+    the created_at index, at most :data:`RECENT_ROWS` entries), ``+id`` makes it read
+    the range through that index and sort it instead. PostgreSQL's planner has the
+    statistics to choose by itself.
+    """
+    column = audit_log.c.id
+    if (
+        where.since is not None
+        and connection.dialect.name == "sqlite"
+        and _is_short(connection, where.since)
+    ):
+        column = literal_column("+audit_log.id")  # type: ignore[assignment]
+    return column.desc() if descending else column
+
+
+def _is_short(connection: Connection, since: Any) -> bool:
+    recent = (
+        select(audit_log.c.id).where(audit_log.c.created_at >= since).limit(RECENT_ROWS).subquery()
+    )
+    return int(connection.execute(select(func.count()).select_from(recent)).scalar_one()) < (
+        RECENT_ROWS
+    )
+
+
 def page(
     connection: Connection,
     where: EntryFilter,
@@ -64,7 +98,8 @@ def page(
         statement = statement.where(audit_log.c.id > after_id)
     if up_to_id is not None:
         statement = statement.where(audit_log.c.id <= up_to_id)
-    return connection.execute(statement.order_by(audit_log.c.id).limit(limit)).all()
+    order = _by_id(connection, where, descending=False)
+    return connection.execute(statement.order_by(order).limit(limit)).all()
 
 
 def newest(
@@ -74,7 +109,7 @@ def newest(
     statement = _rows(where)
     if up_to_id is not None:
         statement = statement.where(audit_log.c.id <= up_to_id)
-    statement = statement.order_by(audit_log.c.id.desc()).limit(limit)
+    statement = statement.order_by(_by_id(connection, where, descending=True)).limit(limit)
     return list(reversed(connection.execute(statement).all()))
 
 
@@ -109,6 +144,27 @@ def count_rows(
     if up_to_id is not None:
         statement = statement.where(audit_log.c.id <= up_to_id)
     return int(connection.execute(statement).scalar_one())
+
+
+def totals_by_type_and_actor(
+    connection: Connection, where: EntryFilter
+) -> list[tuple[str, str | None, int]]:
+    """Matching rows per (event type, actor): one pass over the rows, for ``stats``.
+
+    On SQLite, with a time range, the grouping is on ``+column`` so that the planner
+    reads the range through the created_at index rather than every row through the
+    event_type index.
+    """
+    number = func.count()
+    groups: list[Any] = [audit_log.c.event_type, audit_log.c.actor]
+    if connection.dialect.name == "sqlite" and (where.since or where.until) is not None:
+        groups = [literal_column("+audit_log.event_type"), literal_column("+audit_log.actor")]
+    statement = (
+        select(audit_log.c.event_type, audit_log.c.actor, number)
+        .where(*where.clauses())
+        .group_by(*groups)
+    )
+    return [(row[0], row[1], int(row[2])) for row in connection.execute(statement)]
 
 
 def totals(
