@@ -25,7 +25,6 @@ What the writer guarantees:
 from __future__ import annotations
 
 import atexit
-import multiprocessing.util
 import queue
 import threading
 import time
@@ -49,43 +48,79 @@ class BatchSink(Protocol):
     def write_batch(self, rows: Sequence[EntryRow]) -> None: ...
 
 
-class AuditQueue(queue.Queue[Any]):
-    """A bounded queue of entry rows that counts what it accepted.
+class AuditQueue:
+    """The bounded queue between ``record()`` and the writer.
 
-    Control messages (flush barriers, stop) enter through :meth:`put_control`,
-    which ignores the bound: a flush or close must never be kept out by a full
-    queue. A waiting control message widens the bound by one, so it takes no
-    room from entries either.
+    Entries (row tuples) count against ``maxsize``; control messages (flush
+    barriers, stop) enter through :meth:`put_control` and ignore the bound, so a
+    full queue can never keep a flush or a close out. The items travel through a
+    C-level :class:`queue.SimpleQueue`; the bound and the counters live under one
+    small lock, so an uncontended ``put_nowait`` costs a lock round trip and an
+    append, and waking the writer costs the caller nothing in Python.
     """
 
     def __init__(self, maxsize: int) -> None:
-        super().__init__(maxsize)
-        self.entries_put = 0  # incremented under the queue's own mutex, in _put
-        self._controls = 0
+        self.maxsize = maxsize
+        self.entries_put = 0  # entries ever accepted
+        self._entries = 0  # entries waiting
+        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._blocked = 0  # producers waiting for room
 
-    def _put(self, item: Any) -> None:
-        self.queue.append(item)
-        self.entries_put += 1
+    def put_nowait(self, row: EntryRow) -> None:
+        """Queue ``row``, or raise :class:`queue.Full` at once."""
+        with self._lock:
+            if self._entries >= self.maxsize:
+                raise queue.Full
+            self._entries += 1
+            self.entries_put += 1
+        self._items.put(row)
 
-    def _get(self) -> Any:
-        item = self.queue.popleft()
-        if type(item) is not tuple:
-            self._controls -= 1
-            self.maxsize -= 1
-        return item
+    def put(self, row: EntryRow, timeout: float | None = None) -> None:
+        """Queue ``row``, waiting up to ``timeout`` seconds for room; else :class:`queue.Full`."""
+        with self._room:
+            self._blocked += 1
+            try:
+                if not self._room.wait_for(lambda: self._entries < self.maxsize, timeout):
+                    raise queue.Full
+            finally:
+                self._blocked -= 1
+            self._entries += 1
+            self.entries_put += 1
+        self._items.put(row)
 
     def put_control(self, message: object) -> None:
-        """Append ``message`` even when the queue is full."""
-        with self.mutex:
-            self.queue.append(message)
-            self._controls += 1
-            self.maxsize += 1
-            self.not_empty.notify()
+        """Queue ``message`` even when the queue is full."""
+        self._items.put(message)
+
+    def get(self) -> Any:
+        """The next item, waiting for one."""
+        return self._taken(self._items.get())
+
+    def get_nowait(self) -> Any:
+        """The next item, or :class:`queue.Empty`."""
+        return self._taken(self._items.get_nowait())
+
+    def qsize(self) -> int:
+        """Items waiting, control messages included."""
+        return self._items.qsize()
 
     def entries_waiting(self) -> int:
-        """Entries in the queue, control messages not counted."""
-        with self.mutex:
-            return len(self.queue) - self._controls
+        """Entries waiting, control messages not counted."""
+        return self._entries
+
+    def full(self) -> bool:
+        """True when ``put_nowait`` would raise :class:`queue.Full`."""
+        return self._entries >= self.maxsize
+
+    def _taken(self, item: Any) -> Any:
+        if type(item) is tuple:
+            with self._lock:
+                self._entries -= 1
+                if self._blocked:
+                    self._room.notify()
+        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,19 +463,3 @@ _running: set[AuditWriter] = set()
 def _stop_running_writers() -> None:
     for writer in list(_running):
         writer.stop_at_exit()
-
-
-# multiprocessing ends a forked child (start methods "fork" and "forkserver") with
-# os._exit(), which skips atexit hooks but first runs multiprocessing's own
-# finalizers. The child's writers are stopped there too. The registration is cleared
-# in each new child, so it is renewed after every fork multiprocessing makes.
-class _MultiprocessingExitHook:
-    def register(self) -> None:
-        multiprocessing.util.Finalize(None, _stop_running_writers, exitpriority=0)
-
-
-_multiprocessing_exit_hook = _MultiprocessingExitHook()
-_multiprocessing_exit_hook.register()
-multiprocessing.util.register_after_fork(
-    _multiprocessing_exit_hook, _MultiprocessingExitHook.register
-)
