@@ -172,9 +172,14 @@ class AuditService:
         if self._closed:
             raise AuditServiceClosedError("the audit service is closed; record() is refused")
         kind = coerce_event_type(event_type)
-        _check_text("actor", actor)
-        _check_text("resource", resource)
-        _check_text("correlation_id", correlation_id)
+        if not (
+            type(actor) in _PLAIN_TEXT
+            and type(resource) in _PLAIN_TEXT
+            and type(correlation_id) in _PLAIN_TEXT
+        ):
+            _check_text("actor", actor)
+            _check_text("resource", resource)
+            _check_text("correlation_id", correlation_id)
         if self._redactor is not None:  # a masked copy; the caller's object is left alone
             details = self._redactor.redact(details)
         details_json = encode_details(details)
@@ -199,15 +204,15 @@ class AuditService:
             entry_id = PENDING_ID
         else:
             entry_id = self._write_now(row)
-        return AuditLogEntry(
-            id=entry_id,
-            event_id=event_id,
-            event_type=kind,
-            actor=actor,
-            resource=resource,
-            details={} if details is None else dict(details),
-            correlation_id=correlation_id,
-            created_at=created_at,
+        return AuditLogEntry(  # positional: measurably cheaper on this hot path
+            entry_id,
+            event_id,
+            kind,
+            actor,
+            resource,
+            {} if details is None else dict(details),
+            correlation_id,
+            created_at,
         )
 
     def _put_when_full(self, row: EntryRow) -> None:
@@ -519,6 +524,9 @@ os.register_at_fork(
     after_in_parent=_resume_writes_after_fork,
     after_in_child=_restart_services_after_fork,
 )
+
+
+_PLAIN_TEXT = frozenset({str, type(None)})
 
 
 def _check_text(name: str, value: object) -> None:
