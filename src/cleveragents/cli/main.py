@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cleveragents.cli.bench import bench
 from cleveragents.cli.common import AuditGroup, CliError, DatabaseUrl, load_settings
 from cleveragents.cli.db import db_app
 from cleveragents.cli.demo import DemoResult, run_demo
@@ -108,6 +109,7 @@ app.command("import")(import_)
 app.command()(stats)
 app.add_typer(db_app, name="db")
 app.command()(replay)
+app.command()(bench)
 
 
 def main() -> None:
