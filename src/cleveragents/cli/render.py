@@ -122,18 +122,19 @@ def _style(event_type: str) -> str:
 
 def entries_table(rows: Sequence[Sequence[Any]], *, title: str | None = None) -> Table:
     """A Rich table of entries, for a terminal."""
-    table = Table(title=title, title_justify="left", expand=False, show_lines=False)
+    table = Table(title=title, title_justify="left", expand=True, show_lines=False)
     table.add_column("id", justify="right", style="dim", no_wrap=True)
     table.add_column("time (UTC)", no_wrap=True)
     table.add_column("event type", no_wrap=True)
-    table.add_column("actor", overflow="fold")
-    table.add_column("resource", overflow="fold")
-    table.add_column("correlation id", overflow="fold", style="dim")
-    table.add_column("details", overflow="fold")
+    table.add_column("actor", overflow="fold", ratio=3, min_width=15)
+    table.add_column("resource", overflow="fold", ratio=3, min_width=14)
+    # A run's id is long; its start tells runs apart here, --json has it whole.
+    table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=9, style="dim")
+    table.add_column("details", overflow="fold", ratio=4, min_width=12)
     for row in rows:
         table.add_row(
             str(row[0]),
-            short_time(row[6]),
+            short_time(row[6])[:-5],  # to the second: the ids give the order, --json the rest
             Text(row[2], style=_style(row[2])),
             row[3] or "",
             row[4] or "",
