@@ -25,6 +25,7 @@ What the writer guarantees:
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import queue
 import threading
 import time
@@ -463,3 +464,19 @@ _running: set[AuditWriter] = set()
 def _stop_running_writers() -> None:
     for writer in list(_running):
         writer.stop_at_exit()
+
+
+# multiprocessing ends a forked child (start methods "fork" and "forkserver") with
+# os._exit(), which skips atexit hooks but first runs multiprocessing's own
+# finalizers. The child's writers are stopped there too. The registration is cleared
+# in each new child, so it is renewed after every fork multiprocessing makes.
+class _MultiprocessingExitHook:
+    def register(self) -> None:
+        multiprocessing.util.Finalize(None, _stop_running_writers, exitpriority=0)
+
+
+_multiprocessing_exit_hook = _MultiprocessingExitHook()
+_multiprocessing_exit_hook.register()
+multiprocessing.util.register_after_fork(
+    _multiprocessing_exit_hook, _MultiprocessingExitHook.register
+)
