@@ -270,6 +270,7 @@ class AuditWriter:
         past the close deadline.
         """
         orphans: list[EntryRow] = []
+        controls: list[object] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -277,6 +278,11 @@ class AuditWriter:
                 break
             if type(item) is tuple:
                 orphans.append(item)
+            else:
+                controls.append(item)
+        if self._thread.is_alive():  # a stuck writer that recovers still sees its stop and flushes
+            for message in controls:
+                self._queue.put_control(message)
         if orphans:
             self._give_up(orphans, reason)
 
@@ -285,14 +291,23 @@ class AuditWriter:
         _running.discard(self)
 
     def stop_at_exit(self) -> None:
-        """Stop with the exit timeout, logging what could not be persisted."""
+        """Stop with the exit timeout; spool what the stuck writer holds and what is queued."""
         if not self.stop(self._exit_timeout_s):
+            # The writer is stuck on its batch; the process ends in a moment. Which rows
+            # of the batch get committed meanwhile is unknown: spool them all (a replay
+            # skips the ones that are stored), and everything still queued.
+            in_hand = self._in_hand
+            unwritten = len(in_hand) - (self.written - self._written_before)
             _log.error(
                 "audit_exit_incomplete",
+                in_hand=unwritten,
                 queue_depth=self._queue.entries_waiting(),
                 timeout_s=self._exit_timeout_s,
-                hint="entries still queued at exit were not persisted",
+                hint="entries not committed by the exit deadline are spooled",
             )
+            if unwritten > 0:
+                self._give_up(in_hand, "the writer did not finish before the exit deadline")
+            self.fail_orphans("the writer did not finish before the exit deadline")
 
     # -- the writer thread ---------------------------------------------------------------
 

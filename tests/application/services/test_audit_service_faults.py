@@ -26,11 +26,11 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.pool import Pool
 from structlog.testing import capture_logs
 
-from cleveragents import AuditLogEntry, AuditService, AuditServiceClosedError
+from cleveragents import AuditLogEntry, AuditService, AuditServiceClosedError, Settings
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME
 from tests.conftest import MakeService
 from tests.processes import duplicates, stored_rows
-from tests.support import GENEROUS_S, sqlite_path, wait_until
+from tests.support import GENEROUS_S, SQLiteWriteLock, sqlite_path, wait_until
 
 SPOOL_FIELDS = {
     "event_id",
@@ -568,3 +568,42 @@ def test_the_replay_command_reports_a_torn_line_and_exits_1(
     assert [(item["line_number"], item["text"]) for item in kept] == [(6, '{"event_id": "01a2')]
     reader = make_service(database_url=sqlite_url, audit_async=False)
     assert_stored_exactly(reader, lost)
+
+
+# -- a process that ends while its writer is stuck ------------------------------------------
+
+RECORD_AND_END = (
+    "import sys\n"
+    "from cleveragents import AuditService\n"
+    "service = AuditService()\n"
+    "for seq in range(int(sys.argv[1])):\n"
+    "    service.record('tool.invoked', actor='child', details={'seq': seq})\n"
+)
+
+
+def test_entries_a_stuck_writer_holds_at_exit_are_spooled(sqlite_url: str, tmp_path: Path) -> None:
+    """A process ends while the database is locked: what its writer could not commit is spooled."""
+    n = 300
+    make = AuditService(Settings(database_url=sqlite_url, audit_async=False))
+    spool = make.spool_path
+    make.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLEVERAGENTS_")}
+    env.update(CLEVERAGENTS_DATABASE_URL=sqlite_url, CLEVERAGENTS_AUDIT_CLOSE_TIMEOUT_S="1")
+    with SQLiteWriteLock(sqlite_path(sqlite_url)):  # the child's writer waits in vain
+        child = subprocess.run(
+            [sys.executable, "-c", RECORD_AND_END, str(n)],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=GENEROUS_S * 3,
+            check=False,
+        )
+    assert child.returncode == 0, child.stderr
+    assert "audit_exit_incomplete" in child.stdout + child.stderr
+    lines = spool_lines(spool)
+    assert sorted(line["details"]["seq"] for line in lines) == list(range(n))
+    with AuditService(Settings(database_url=sqlite_url, audit_async=False)) as reader:
+        report = reader.replay()
+        assert report.inserted == n
+        assert [e.details["seq"] for e in reader.query(limit=1000)] == list(range(n))
