@@ -4,8 +4,10 @@ SQLAlchemy Core's executemany builds a dict per row and runs each value through
 its type processors; for the writer's batches that costs more than the insert.
 Here each backend gets one hand-written INSERT ... ON CONFLICT (event_id) DO
 NOTHING (so a retried batch never duplicates) and a tuple per row: on SQLite the
-time as the same text SQLAlchemy's DateTime stores, on PostgreSQL the details
-text once more for the JSONB column (NULL where JSONB cannot hold it).
+time as the same text SQLAlchemy's DateTime stores, through executemany; on
+PostgreSQL through COPY into a temporary staging table and one INSERT ... SELECT,
+with the details text once more for the JSONB column (NULL where JSONB cannot
+hold it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
+from sqlalchemy.exc import DBAPIError
 
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_log
@@ -26,21 +29,60 @@ _SQLITE_INSERT = (
     f"INSERT INTO {audit_log.name} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (event_id) DO NOTHING"
 )
-_POSTGRES_INSERT = (
+# PostgreSQL: COPY into a per-connection staging table, then one INSERT ... SELECT
+# that keeps the batch's order and skips stored event_ids (COPY alone cannot).
+_STAGE = "cleveragents_audit_stage"
+_POSTGRES_STAGE = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (ord integer, event_id text, "
+    "event_type text, actor text, resource text, details text, correlation_id text, "
+    "created_at timestamptz, details_json jsonb) ON COMMIT DELETE ROWS"
+)
+_POSTGRES_COPY = f"COPY {_STAGE} (ord, {_COLUMNS}, details_json) FROM STDIN"
+_POSTGRES_MOVE = (
     f"INSERT INTO {audit_log.name} ({_COLUMNS}, details_json) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb) ON CONFLICT (event_id) DO NOTHING"
+    f"SELECT {_COLUMNS}, details_json FROM {_STAGE} ORDER BY ord "
+    "ON CONFLICT (event_id) DO NOTHING"
 )
 
 
 def bulk_insert(connection: Connection, rows: Sequence[EntryRow]) -> None:
     """Insert ``rows`` in the connection's transaction, skipping stored event_ids."""
-    params: list[tuple[Any, ...]]
     if connection.dialect.name == "postgresql":
-        params = [(*row[:6], _aware(row[6]), _jsonb_text(row[4])) for row in rows]
-        connection.exec_driver_sql(_POSTGRES_INSERT, params)
-    else:
-        params = [(*row[:6], sqlite_time_text(row[6])) for row in rows]
-        connection.exec_driver_sql(_SQLITE_INSERT, params)
+        _postgres_copy(connection, rows)
+        return
+    params: list[tuple[Any, ...]] = [(*row[:6], sqlite_time_text(row[6])) for row in rows]
+    connection.exec_driver_sql(_SQLITE_INSERT, params)
+
+
+def _postgres_copy(connection: Connection, rows: Sequence[EntryRow]) -> None:
+    # Every time: a rolled-back transaction takes the table's creation with it.
+    connection.exec_driver_sql(_POSTGRES_STAGE)
+    driver = connection.connection.driver_connection
+    dialect = connection.dialect
+    cursor = driver.cursor()  # type: ignore[union-attr]
+    try:
+        with cursor.copy(_POSTGRES_COPY) as copy:
+            for ord_, row in enumerate(rows):
+                copy.write_row((ord_, *row[:6], _aware(row[6]), _jsonb_text(row[4])))
+        cursor.execute(_POSTGRES_MOVE)
+    except dialect.loaded_dbapi.Error as exc:
+        # Raised by the driver itself: give it SQLAlchemy's shape (IntegrityError,
+        # OperationalError, ...), and drop the connection if the server is gone, as
+        # SQLAlchemy does for the statements it runs.
+        disconnected = dialect.is_disconnect(exc, driver, cursor)
+        if disconnected:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(
+            _POSTGRES_MOVE,
+            None,
+            exc,
+            dialect.loaded_dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=disconnected,
+            dialect=dialect,
+        ) from exc
+    finally:
+        cursor.close()
 
 
 def sqlite_time_text(moment: datetime) -> str:
