@@ -172,8 +172,14 @@ def ensure_schema(engine: Engine, safe_url: str, *, create: bool = True) -> None
         state = read_state(connection)
     if state.status == "head":
         return
-    if state.status != "empty" or not create:
-        raise AuditSchemaError(state.describe(safe_url))
+    if not create:
+        with engine.connect() as connection:  # once more: another process may be mid-creation
+            state = read_state(connection)
+        if state.status != "head":
+            raise AuditSchemaError(state.describe(safe_url))
+        return
+    # Decided under the lock only: the read above takes the version table and the audit
+    # table in two statements, and another process may commit its creation in between.
     with locked_transaction(engine) as connection:
         state = read_state(connection)  # another process may have been first
         if state.status == "empty":
