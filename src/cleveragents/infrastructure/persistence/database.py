@@ -173,8 +173,12 @@ def insert_one(session: Session, row: EntryRow) -> int:
     """Insert one row through the caller's ``session``, commit, and return its id."""
     dialect_name = session.get_bind().dialect.name
     statement = insert_statement(dialect_name).returning(audit_log.c.id)
-    new_id = session.execute(statement, row_params(dialect_name)(row)).scalar_one()
-    session.commit()
+    try:
+        new_id = session.execute(statement, row_params(dialect_name)(row)).scalar_one()
+        session.commit()
+    except BaseException:
+        session.rollback()  # or every later use of the caller's session fails
+        raise
     return int(new_id)
 
 
@@ -289,8 +293,15 @@ def _is_sqlite_memory(url: URL) -> bool:
 
 def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
     if memory:
-        return create_engine(url, poolclass=StaticPool, connect_args={"check_same_thread": False})
-    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        return create_engine(
+            url,
+            hide_parameters=True,
+            poolclass=StaticPool,
+            connect_args={"check_same_thread": False},
+        )
+    engine = create_engine(
+        url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
