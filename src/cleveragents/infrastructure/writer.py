@@ -244,24 +244,44 @@ class AuditWriter:
         Retries of a failing batch are cut short at the deadline; what is left
         then is counted as failed and logged by the writer.
         """
-        _running.discard(self)
         if self.on_writer_thread():
             _log.error("audit_stop_on_writer_thread", hint="the writer cannot join itself")
             self._queue.put_control(_STOP)
             return False
-        if not self._thread.is_alive():
-            self.fail_orphans()
-            return True
-        limit = _nonnegative(timeout)
-        if limit is not None:
-            self._stop_deadline = self._clock() + limit
-        self._queue.put_control(_STOP)
-        self._interrupt.set()
-        self._thread.join(limit)
         if self._thread.is_alive():
-            return False
+            limit = _nonnegative(timeout)
+            if limit is not None:
+                self._stop_deadline = self._clock() + limit
+            self._queue.put_control(_STOP)
+            self._interrupt.set()
+            # Still in _running while joining: if the join is interrupted (a second
+            # Ctrl-C, a SIGTERM), the exit hook still drains this writer.
+            self._thread.join(limit)
+            if self._thread.is_alive():
+                return False
+        _running.discard(self)
         self.fail_orphans()
         return True
+
+    def abandon(self, reason: str) -> None:
+        """At exit, the writer is stuck past its deadline: spool its batch and the queue.
+
+        Which rows of the batch in hand get committed later is unknown: all of them
+        are spooled (a replay skips the stored ones), counted once as failed.
+        """
+        _running.discard(self)
+        in_hand = self._in_hand
+        unwritten = len(in_hand) - (self.written - self._written_before)
+        _log.error(
+            "audit_exit_incomplete",
+            reason=reason,
+            in_hand=unwritten,
+            queue_depth=self._queue.entries_waiting(),
+            hint="entries not committed by the deadline are spooled",
+        )
+        if unwritten > 0:
+            self._give_up(in_hand, reason, count=unwritten)
+        self.fail_orphans(reason)
 
     def fail_orphans(self, reason: str = "the writer thread is not running") -> None:
         """Take the entries still waiting in the queue, count them as failed and spool them.
@@ -293,21 +313,7 @@ class AuditWriter:
     def stop_at_exit(self) -> None:
         """Stop with the exit timeout; spool what the stuck writer holds and what is queued."""
         if not self.stop(self._exit_timeout_s):
-            # The writer is stuck on its batch; the process ends in a moment. Which rows
-            # of the batch get committed meanwhile is unknown: spool them all (a replay
-            # skips the ones that are stored), and everything still queued.
-            in_hand = self._in_hand
-            unwritten = len(in_hand) - (self.written - self._written_before)
-            _log.error(
-                "audit_exit_incomplete",
-                in_hand=unwritten,
-                queue_depth=self._queue.entries_waiting(),
-                timeout_s=self._exit_timeout_s,
-                hint="entries not committed by the exit deadline are spooled",
-            )
-            if unwritten > 0:
-                self._give_up(in_hand, "the writer did not finish before the exit deadline")
-            self.fail_orphans("the writer did not finish before the exit deadline")
+            self.abandon("the writer did not finish before the exit deadline")
 
     # -- the writer thread ---------------------------------------------------------------
 

@@ -276,10 +276,14 @@ class AuditService:
             else:
                 assert self._database is not None
                 entry_id = self._database.write_one(row)
-        except Exception:
+        except Exception as exc:
             with self._lock:
                 self._sync_failed += 1
-            _log.exception("audit_entry_failed", event_type=row[1], event_id=row[0])
+            # describe(): the driver's message only, never the statement's parameters,
+            # which are audit data (an injected session's engine may not hide them).
+            _log.error(
+                "audit_entry_failed", event_type=row[1], event_id=row[0], error=describe(exc)
+            )
             raise
         with self._lock:
             self._sync_written += 1
@@ -335,14 +339,20 @@ class AuditService:
                 return
             self._closed = True
         _open_services.discard(self)
-        if self._writer is not None and not self._writer.stop(self._settings.audit_close_timeout_s):
-            _log.error(
-                "audit_close_incomplete",
-                timeout_s=self._settings.audit_close_timeout_s,
-                hint="the writer is stuck on the database; what is still queued is spooled",
-            )
-            self._writer.fail_orphans("the writer did not finish before the close deadline")
-            return  # the writer still uses the engine: leave it to the process exit
+        if self._writer is not None:
+            if self._writer.on_writer_thread():
+                self._writer.stop(None)  # logs; the writer ends once it has drained the queue
+                return
+            if not self._writer.stop(self._settings.audit_close_timeout_s):
+                _log.error(
+                    "audit_close_incomplete",
+                    timeout_s=self._settings.audit_close_timeout_s,
+                    hint="the writer is stuck on the database; what is still queued is spooled",
+                )
+                # The batch in the writer's hand stays its own: committed if the database
+                # comes back, else spooled by the exit hook, which still tracks the writer.
+                self._writer.fail_orphans("the writer did not finish before the close deadline")
+                return  # the writer still uses the engine: leave it to the process exit
         if self._database is not None:
             self._database.dispose()
 
