@@ -319,7 +319,16 @@ def import_(
             def flush() -> None:
                 nonlocal imported
                 if pending:
-                    imported += database.insert_new(pending)
+                    count, refused = database.insert_new(pending)
+                    imported += count
+                    if refused:
+                        index, reason = refused[0]
+                        fail(
+                            f"{source}: the database refused the entry {pending[index][0]} "
+                            f"({reason}); {len(refused)} refused, {imported:,} new entries "
+                            "stored; fix it and import again (what is there is skipped)",
+                            EXIT_FAILED,
+                        )
                     pending.clear()
                 if size is not None:
                     progress.update(task, completed=stream.tell())

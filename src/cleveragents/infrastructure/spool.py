@@ -20,7 +20,7 @@ import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +48,8 @@ class SpoolContents:
 
     rows: list[EntryRow]
     rejected: list[RejectedLine]
+    #: For each of ``rows``: its line number and text, to reject it if the database refuses it.
+    sources: list[tuple[int, str]] = field(default_factory=list)
 
 
 class Spool:
@@ -141,6 +143,7 @@ def _encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
 def _parse(data: bytes) -> SpoolContents:
     rows: list[EntryRow] = []
     rejected: list[RejectedLine] = []
+    sources: list[tuple[int, str]] = []
     lines = data.split(b"\n")
     torn = not data.endswith(b"\n") and data != b""
     for number, raw in enumerate(lines, start=1):
@@ -152,11 +155,12 @@ def _parse(data: bytes) -> SpoolContents:
             continue
         try:
             rows.append(_decode_line(raw))
+            sources.append((number, text))
         except KeyError as exc:
             rejected.append(RejectedLine(number, f"missing field {exc}", text))
         except (ValueError, TypeError) as exc:
             rejected.append(RejectedLine(number, str(exc) or type(exc).__name__, text))
-    return SpoolContents(rows, rejected)
+    return SpoolContents(rows, rejected, sources)
 
 
 def _decode_line(raw: bytes) -> EntryRow:

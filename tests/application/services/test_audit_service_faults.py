@@ -607,3 +607,25 @@ def test_entries_a_stuck_writer_holds_at_exit_are_spooled(sqlite_url: str, tmp_p
         report = reader.replay()
         assert report.inserted == n
         assert [e.details["seq"] for e in reader.query(limit=1000)] == list(range(n))
+
+
+def test_a_row_the_database_refuses_for_ever_does_not_block_the_replay(
+    make_service: MakeService, database_url: str
+) -> None:
+    """A spooled row the database still refuses is kept aside, and the spool is emptied."""
+    service = make_service(database_url=database_url, audit_batch_size=50)
+    service.record("session.started")
+    assert service.flush(GENEROUS_S)
+    execute(database_url, *poison_trigger(database_url))
+    poison = service.record("tool.invoked", actor="poison", details={"seq": 7})
+    service.record("tool.invoked", actor="agent:ok", details={"seq": 8})
+    assert service.flush(GENEROUS_S) is False
+    assert service.stats().spooled == 1
+    report = service.replay()  # the trigger is still there: the row is refused again
+    assert (report.read, report.inserted) == (1, 0)
+    [line] = report.rejected
+    assert line.reason.startswith("refused by the database")
+    assert poison.event_id in line.text
+    assert service.spool_path.read_bytes() == b""
+    assert poison.event_id in report.rejects_path.read_text()
+    assert service.replay().read == 0

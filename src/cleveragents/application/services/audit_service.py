@@ -32,7 +32,7 @@ from cleveragents.domain.event_types import AuditEventType, coerce_event_type
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.redaction import Redactor
-from cleveragents.domain.replay import ReplayReport
+from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure.persistence import reads
 from cleveragents.infrastructure.persistence.database import (
@@ -373,7 +373,12 @@ class AuditService:
                 self._session.commit()
             else:
                 assert self._database is not None
-                inserted = self._database.insert_new(contents.rows)
+                inserted, refused = self._database.insert_new(contents.rows)
+                for index, reason in refused:  # kept aside with the unreadable lines
+                    number, text = contents.sources[index]
+                    contents.rejected.append(
+                        RejectedLine(number, f"refused by the database: {reason}", text)
+                    )
         for line in contents.rejected:
             _log.warning(
                 "audit_spool_line_rejected",

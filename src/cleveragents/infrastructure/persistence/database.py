@@ -14,13 +14,20 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Insert, create_engine, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DataError,
+    IntegrityError,
+    NoSuchModuleError,
+    SQLAlchemyError,
+)
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.bulk import bulk_insert
+from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
 from cleveragents.infrastructure.persistence.table import audit_log
@@ -93,12 +100,49 @@ class AuditDatabase:
                 ).scalar_one()
             )
 
-    def insert_new(self, rows: Sequence[EntryRow]) -> int:
-        """Insert the rows whose event_id is not stored yet, committing per batch; count them."""
+    def insert_new(self, rows: Sequence[EntryRow]) -> tuple[int, list[tuple[int, str]]]:
+        """Insert the rows whose event_id is not stored yet, committing per batch.
+
+        Returns how many were inserted, and the rows the database refuses for good
+        (by index into ``rows``, with the reason): a batch refused for a reason
+        that is not transient is halved until those rows are isolated, so they
+        cannot hold the others back. When no row at all can be written (the table
+        is missing, the disk is full), that is the database's fault, not the rows':
+        the first error is raised, as is any transient one.
+        """
         inserted = 0
+        committed = [0]  # rows in committed batches, stored before or not
+        refused: list[tuple[int, str, SQLAlchemyError]] = []
         for start in range(0, len(rows), _REPLAY_BATCH):
+            inserted += self._insert_new_or_split(
+                rows, start, min(start + _REPLAY_BATCH, len(rows)), refused, committed
+            )
+        if refused and not committed[0] and not all(_row_level(e) for _, _, e in refused):
+            raise refused[0][2]
+        return inserted, [(index, reason) for index, reason, _ in refused]
+
+    def _insert_new_or_split(
+        self,
+        rows: Sequence[EntryRow],
+        start: int,
+        stop: int,
+        refused: list[tuple[int, str, SQLAlchemyError]],
+        committed: list[int],
+    ) -> int:
+        try:
             with self._writing, self._guard, self.engine.begin() as connection:
-                inserted += insert_new(connection, rows[start : start + _REPLAY_BATCH])
+                inserted = insert_new(connection, rows[start:stop])
+        except SQLAlchemyError as exc:
+            if is_transient(exc):
+                raise
+            if stop - start == 1:
+                refused.append((start, describe(exc), exc))
+                return 0
+            middle = (start + stop) // 2
+            return self._insert_new_or_split(
+                rows, start, middle, refused, committed
+            ) + self._insert_new_or_split(rows, middle, stop, refused, committed)
+        committed[0] += stop - start
         return inserted
 
     def before_fork(self) -> None:
@@ -154,6 +198,13 @@ def _postgres_params(row: EntryRow) -> dict[str, Any]:
     representable = isinstance(details, str) and "\\u0000" not in details
     params["details_json"] = decode_details(details) if representable else None
     return params
+
+
+def _row_level(exc: SQLAlchemyError) -> bool:
+    """True for an error about the row itself (a constraint, a value, a trigger's refusal)."""
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) == "P0001"  # RAISE EXCEPTION
 
 
 def insert_new(connection: Connection, rows: Sequence[EntryRow]) -> int:
