@@ -95,6 +95,10 @@ def postgres_schema(postgres_base_url: str) -> Iterator[str]:
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     yield schema
+    # Fixtures end in reverse order of setup: a test that asked for make_service before
+    # database_url would have its services closed after this drop, their writers still
+    # writing into the schema. Close them first.
+    close_open_services()
     with psycopg.connect(conninfo, autocommit=True) as connection:
         connection.execute("SET lock_timeout = '20s'")
         connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
@@ -122,19 +126,27 @@ def database_url(request: pytest.FixtureRequest, sqlite_url: str) -> str:
     return sqlite_url
 
 
+# The services make_service made for the running test, newest last.
+_open_services: list[AuditService] = []
+
+
+def close_open_services() -> None:
+    """Close the services of the running test, newest first (close() is idempotent)."""
+    while _open_services:
+        _open_services.pop().close()
+
+
 @pytest.fixture
 def make_service() -> Iterator[MakeService]:
     """Make services with ``Settings(**overrides)``; each is closed when the test ends."""
-    services: list[AuditService] = []
 
     def make(*, session: Session | None = None, **overrides: Any) -> AuditService:
         service = AuditService(Settings(**overrides), session=session)
-        services.append(service)
+        _open_services.append(service)
         return service
 
     yield make
-    for service in reversed(services):
-        service.close()
+    close_open_services()
 
 
 @pytest.fixture
