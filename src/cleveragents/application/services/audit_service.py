@@ -200,7 +200,7 @@ class AuditService:
             except queue.Full:
                 self._put_when_full(row)
             if self._closed:
-                self._check_not_orphaned()
+                self._spool_if_orphaned()
             entry_id = PENDING_ID
         else:
             entry_id = self._write_now(row)
@@ -244,14 +244,16 @@ class AuditService:
                 if not writer.is_alive():
                     self._reject(row, "the audit queue is full and its writer is not running")
 
-    def _check_not_orphaned(self) -> None:
-        """After a record() that raced close(): fail it if no writer will take it."""
+    def _spool_if_orphaned(self) -> None:
+        """After a record() that raced close(): if no writer will take the entry, spool it.
+
+        The entry is then accounted for like any other the database did not get
+        (counted, logged, replayable), so the call returns normally: raising would
+        tell the caller it was not recorded, and a retry would duplicate it.
+        """
         assert self._writer is not None
         if not self._writer.is_alive():
-            self._writer.fail_orphans()
-            raise AuditServiceClosedError(
-                "the audit service was closed while record() ran; the entry was not recorded"
-            )
+            self._writer.fail_orphans("the service was closed while record() ran")
 
     def _reject(self, row: EntryRow, reason: str) -> None:
         with self._lock:
