@@ -73,6 +73,7 @@ def _run_limit(url: str, entries: int) -> dict[str, Any]:
     """Raw DBAPI bulk insert of the same rows: sqlite3 executemany, or psycopg COPY."""
     from datetime import UTC, datetime
 
+    from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
     from cleveragents.infrastructure.persistence.database import open_database
 
     database = open_database(url)  # creates the table, with its indexes
@@ -94,7 +95,7 @@ def _run_limit(url: str, entries: int) -> dict[str, Any]:
         else:
             cursor.executemany(
                 f"INSERT INTO audit_log ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*row[:6], row[6].isoformat(" ", "microseconds")[:26]) for row in chunk],
+                [(*row[:6], sqlite_time_text(row[6])) for row in chunk],
             )
         raw.commit()
     elapsed = time.perf_counter() - started

@@ -22,11 +22,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["decode_details", "encode_details"]
+__all__ = ["decode_details", "encode_details", "load_json_exact"]
 
 _SCALARS = (str, int, bool, type(None))
 _PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 def encode_details(details: Mapping[str, Any] | None) -> str:
@@ -57,12 +58,23 @@ def encode_details(details: Mapping[str, Any] | None) -> str:
 
 def decode_details(text: str) -> dict[str, Any]:
     """Return the mapping that :func:`encode_details` encoded as ``text``."""
-    # orjson reads integers beyond 64 bits as floats; text with a run of 19 or more
-    # digits may hold one, so it is read by the standard library, which keeps ints exact.
-    value = json.loads(text) if _LONG_DIGITS.search(text) else orjson.loads(text)
+    value = load_json_exact(text)
     if not isinstance(value, dict):
         raise ValueError(f"stored details are not a JSON object: {text[:80]!r}")
     return value
+
+
+def load_json_exact(text: str | bytes) -> Any:
+    """Parse JSON ``text``, integers beyond 64 bits kept exact.
+
+    orjson reads such integers as floats; text with a run of 19 or more digits may
+    hold one, so it is read by the standard library, which keeps ints exact.
+    """
+    if isinstance(text, bytes):
+        exact = _LONG_DIGITS_BYTES.search(text) is not None
+    else:
+        exact = _LONG_DIGITS.search(text) is not None
+    return json.loads(text) if exact else orjson.loads(text)
 
 
 def _is_plain_json(value: object) -> bool:

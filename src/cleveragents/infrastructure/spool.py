@@ -15,9 +15,7 @@ it holds audit data.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import orjson
 
-from cleveragents.domain.details import encode_details
+from cleveragents.domain.details import encode_details, load_json_exact
 from cleveragents.domain.event_types import coerce_event_type
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.infrastructure.persistence.rows import EntryRow
@@ -39,7 +37,6 @@ DEFAULT_SPOOL_NAME = "cleveragents_audit.spool.jsonl"
 _PRIVATE = 0o600
 _TEXT_FIELDS = ("actor", "resource", "correlation_id")
 # A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +161,7 @@ def _parse(data: bytes) -> SpoolContents:
 
 
 def _decode_line(raw: bytes) -> EntryRow:
-    # The standard library keeps big integers in the details exact; orjson is faster.
-    item = json.loads(raw) if _LONG_DIGITS.search(raw) else orjson.loads(raw)
+    item = load_json_exact(raw)
     if not isinstance(item, dict):
         raise ValueError("not a JSON object")
     event_id = item["event_id"]

@@ -270,8 +270,7 @@ class AuditWriter:
         are spooled (a replay skips the stored ones), counted once as failed.
         """
         _running.discard(self)
-        in_hand = self._in_hand
-        unwritten = len(in_hand) - (self.written - self._written_before)
+        unwritten = self._unwritten_in_hand()
         _log.error(
             "audit_exit_incomplete",
             reason=reason,
@@ -280,8 +279,12 @@ class AuditWriter:
             hint="entries not committed by the deadline are spooled",
         )
         if unwritten > 0:
-            self._give_up(in_hand, reason, count=unwritten)
+            self._give_up(self._in_hand, reason, count=unwritten)
         self.fail_orphans(reason)
+
+    def _unwritten_in_hand(self) -> int:
+        """Rows of the batch being written that are not committed (halves may be)."""
+        return len(self._in_hand) - (self.written - self._written_before)
 
     def fail_orphans(self, reason: str = "the writer thread is not running") -> None:
         """Take the entries still waiting in the queue, count them as failed and spool them.
@@ -331,7 +334,7 @@ class AuditWriter:
                 self._drain_once(item)
         except BaseException:
             # The rows of the batch in hand that were not written are lost with the thread.
-            lost = len(self._in_hand) - (self.written - self._written_before)
+            lost = self._unwritten_in_hand()
             _log.critical(
                 "audit_writer_crashed",
                 in_hand=lost,

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_log
 
-__all__ = ["bulk_insert", "sqlite_time_text"]
+__all__ = ["bulk_insert", "jsonb_text", "sqlite_time_text"]
 
 _COLUMNS = ", ".join(ROW_FIELDS)
 _SQLITE_INSERT = (
@@ -63,7 +63,7 @@ def _postgres_copy(connection: Connection, rows: Sequence[EntryRow]) -> None:
     try:
         with cursor.copy(_POSTGRES_COPY) as copy:
             for ord_, row in enumerate(rows):
-                copy.write_row((ord_, *row[:6], _aware(row[6]), _jsonb_text(row[4])))
+                copy.write_row((ord_, *row[:6], _aware(row[6]), jsonb_text(row[4])))
         cursor.execute(_POSTGRES_MOVE)
     except dialect.loaded_dbapi.Error as exc:
         # Raised by the driver itself: give it SQLAlchemy's shape (IntegrityError,
@@ -98,8 +98,11 @@ def _aware(moment: datetime) -> datetime:
     return moment
 
 
-def _jsonb_text(details: str | None) -> str | None:
-    # JSONB cannot hold U+0000; the text column keeps such details exactly.
+def jsonb_text(details: str | None) -> str | None:
+    """The details text for the JSONB column, or None where JSONB cannot hold it (U+0000).
+
+    The text column keeps such details exactly.
+    """
     if details is None or "\\u0000" in details:
         return None
     return details

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sqlite3
 import threading
@@ -26,7 +27,7 @@ from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
-from cleveragents.infrastructure.persistence.bulk import bulk_insert
+from cleveragents.infrastructure.persistence.bulk import bulk_insert, jsonb_text
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
@@ -60,8 +61,6 @@ class AuditDatabase:
         self._guard: AbstractContextManager[Any] = (
             threading.RLock() if shared_connection else nullcontext()
         )
-        self._insert = insert_statement(engine.dialect.name)
-        self._insert_returning_id = self._insert.returning(audit_log.c.id)
         # SQLite keeps its locks' bookkeeping in process memory: a child forked in the
         # middle of a write would believe it holds the write lock, and see "database is
         # locked" for ever. Writes to a SQLite file hold this lock; a fork waits for it.
@@ -94,11 +93,7 @@ class AuditDatabase:
     def write_one(self, row: EntryRow) -> int:
         """Insert one row and commit; return its id."""
         with self._writing, self._guard, self.engine.begin() as connection:
-            return int(
-                connection.execute(
-                    self._insert_returning_id, row_params(self.engine.dialect.name)(row)
-                ).scalar_one()
-            )
+            return _insert_returning_id(connection, row)
 
     def insert_new(self, rows: Sequence[EntryRow]) -> tuple[int, list[tuple[int, str]]]:
         """Insert the rows whose event_id is not stored yet, committing per batch.
@@ -174,6 +169,7 @@ class AuditDatabase:
         self.engine.dispose()
 
 
+@functools.cache
 def insert_statement(dialect_name: str) -> Insert:
     """An INSERT into ``audit_log`` that does nothing when the event_id is stored already."""
     if dialect_name == "postgresql":
@@ -194,9 +190,8 @@ def _plain_params(row: EntryRow) -> dict[str, Any]:
 
 def _postgres_params(row: EntryRow) -> dict[str, Any]:
     params: dict[str, Any] = dict(zip(ROW_FIELDS, row, strict=True))
-    details = row[4]
-    representable = isinstance(details, str) and "\\u0000" not in details
-    params["details_json"] = decode_details(details) if representable else None
+    text = jsonb_text(row[4])  # Core's JSONB type encodes an object, not text
+    params["details_json"] = None if text is None else decode_details(text)
     return params
 
 
@@ -222,15 +217,26 @@ def insert_new(connection: Connection, rows: Sequence[EntryRow]) -> int:
 
 def insert_one(session: Session, row: EntryRow) -> int:
     """Insert one row through the caller's ``session``, commit, and return its id."""
-    dialect_name = session.get_bind().dialect.name
-    statement = insert_statement(dialect_name).returning(audit_log.c.id)
     try:
-        new_id = session.execute(statement, row_params(dialect_name)(row)).scalar_one()
+        new_id = _insert_returning_id(session, row)
         session.commit()
     except BaseException:
         session.rollback()  # or every later use of the caller's session fails
         raise
-    return int(new_id)
+    return new_id
+
+
+@functools.cache
+def _returning_id(dialect_name: str) -> Insert:
+    return insert_statement(dialect_name).returning(audit_log.c.id)
+
+
+def _insert_returning_id(executor: Connection | Session, row: EntryRow) -> int:
+    """Insert one row in the executor's transaction; its id."""
+    bind = executor.get_bind() if isinstance(executor, Session) else executor
+    dialect_name = bind.dialect.name
+    params = row_params(dialect_name)(row)
+    return int(executor.execute(_returning_id(dialect_name), params).scalar_one())
 
 
 def create_schema(session: Session) -> None:
