@@ -57,7 +57,7 @@ from cleveragents.cli.common import (
 )
 from cleveragents.cli.render import csv_chunk, json_line
 from cleveragents.domain.details import decode_details, encode_details
-from cleveragents.domain.event_types import coerce_event_type
+from cleveragents.domain.event_types import coerce_stored_event_type
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.rows import EntryRow
 
@@ -258,7 +258,7 @@ def parse_entry_line(line: bytes) -> EntryRow:
         raise LineError(f"event_id {event_id!r} is not a UUID") from None
     event_type = _text_field(entry, "event_type", required=True)
     try:
-        kind = coerce_event_type(event_type)
+        kind = coerce_stored_event_type(event_type)
     except ValueError:
         raise LineError(f"unknown event_type {event_type!r}") from None
     created_text = _text_field(entry, "created_at", required=True)
@@ -283,6 +283,8 @@ def parse_entry_line(line: bytes) -> EntryRow:
         details,
         _text_field(entry, "correlation_id"),
         created_at,
+        None,  # an imported entry belongs to no writer of this database
+        None,
     )
 
 

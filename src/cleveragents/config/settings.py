@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cleveragents.domain.redaction import (
@@ -93,6 +93,39 @@ class Settings(BaseSettings):
         default=list(DEFAULT_REDACT_PATTERNS),
         description="Regular expressions; their matches in string values are masked.",
     )
+
+    audit_hmac_key: SecretStr | None = Field(
+        default=None,
+        description="Keyed mode: every entry also carries HMAC-SHA256 under this key, so "
+        "whoever can write the database but lacks the key cannot forge a consistent chain. "
+        "Give it in the environment (CLEVERAGENTS_AUDIT_HMAC_KEY); it is never logged or "
+        "stored.",
+    )
+    audit_checkpoint_path: Path | None = Field(
+        default=None,
+        description="File the writer appends chain checkpoints to (JSON Lines), meant to be "
+        "kept away from the database; None: no automatic checkpoints.",
+    )
+    audit_checkpoint_every: int | None = Field(
+        default=None,
+        ge=1,
+        description="With audit_checkpoint_path: a checkpoint after this many entries "
+        "(default 10,000 when neither this nor audit_checkpoint_interval_s is set).",
+    )
+    audit_checkpoint_interval_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="With audit_checkpoint_path: a checkpoint at least this often while "
+        "entries are written.",
+    )
+
+    @field_validator("audit_hmac_key")
+    @classmethod
+    def _check_hmac_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A key must not be empty (an empty key would be no key at all)."""
+        if value is not None and not value.get_secret_value():
+            raise ValueError("audit_hmac_key is empty; unset it, or give a key")
+        return value
 
     @field_validator("audit_redact_keys", mode="before")
     @classmethod

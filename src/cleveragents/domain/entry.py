@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from cleveragents.domain.event_types import AuditEventType
+from cleveragents.domain.event_types import AuditEventType, SystemEventType
 
 __all__ = ["PENDING_ID", "AuditLogEntry"]
 
@@ -21,12 +21,13 @@ class AuditLogEntry:
     ``id`` is the database id, or ``-1`` (:data:`PENDING_ID`) for an entry that
     an asynchronous ``record()`` has queued and the writer has not committed yet.
     ``event_id`` is a time-ordered UUID (version 7) assigned at ``record()``, and
-    ``created_at`` the timezone-aware UTC time of that call.
+    ``created_at`` the timezone-aware UTC time of that call. Entries read with
+    ``include_system=True`` may be the library's own (a :class:`SystemEventType`).
     """
 
     id: int
     event_id: str
-    event_type: AuditEventType
+    event_type: AuditEventType | SystemEventType
     actor: str | None
     resource: str | None
     details: dict[str, Any]

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["AuditEventType", "coerce_event_type"]
+__all__ = [
+    "SYSTEM_EVENT_TYPES",
+    "AuditEventType",
+    "SystemEventType",
+    "coerce_event_type",
+    "coerce_stored_event_type",
+]
 
 
 class AuditEventType(StrEnum):
@@ -25,9 +31,28 @@ class AuditEventType(StrEnum):
     SESSION_ENDED = "session.ended"
 
 
+class SystemEventType(StrEnum):
+    """Entries the library writes itself into the chain; ``record()`` refuses them.
+
+    They account for writers and retention (see the README's "Tamper evidence");
+    reads leave them out unless asked (``include_system=True``, ``--system``).
+    """
+
+    WRITER_OPENED = "writer.opened"
+    WRITER_CLOSED = "writer.closed"
+    WRITER_DROPPED = "writer.dropped"
+    WRITER_SPOOLED = "writer.spooled"
+    RETENTION_PURGED = "retention.purged"
+
+
+#: The stored values of every :class:`SystemEventType`.
+SYSTEM_EVENT_TYPES: frozenset[str] = frozenset(member.value for member in SystemEventType)
+
+
 # Both the members and their string values map to the member: one dict lookup
 # validates and normalises on record()'s hot path.
 _BY_VALUE: dict[object, AuditEventType] = {member.value: member for member in AuditEventType}
+_SYSTEM_VALUES: frozenset[object] = frozenset(SYSTEM_EVENT_TYPES)
 
 
 def coerce_event_type(value: object) -> AuditEventType:
@@ -39,7 +64,31 @@ def coerce_event_type(value: object) -> AuditEventType:
     try:
         return _BY_VALUE[value]
     except (KeyError, TypeError):
+        if isinstance(value, str) and value in _SYSTEM_VALUES:
+            raise ValueError(
+                f"{value!s} is a system entry, written by the audit service itself;"
+                " record() does not accept it"
+            ) from None
         known = ", ".join(_BY_VALUE)  # type: ignore[arg-type]
         raise ValueError(
             f"unknown audit event type {value!r}; expected an AuditEventType or one of: {known}"
         ) from None
+
+
+_STORED: dict[object, AuditEventType | SystemEventType] = {
+    **_BY_VALUE,
+    **{member.value: member for member in SystemEventType},
+    **{member: member for member in SystemEventType},
+}
+
+
+def coerce_stored_event_type(value: object) -> AuditEventType | SystemEventType:
+    """Like :func:`coerce_event_type`, also accepting a :class:`SystemEventType` (reads, replay).
+
+    Raises:
+        ValueError: ``value`` names no event type.
+    """
+    try:
+        return _STORED[value]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown audit event type {value!r}") from None

@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from cleveragents.domain.details import encode_details, load_json_exact
-from cleveragents.domain.event_types import coerce_event_type
+from cleveragents.domain.event_types import coerce_stored_event_type
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.infrastructure.persistence.rows import EntryRow
 
@@ -118,7 +118,7 @@ class Spool:
 
 
 def _encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
-    event_id, event_type, actor, resource, details, correlation_id, created_at = row
+    event_id, event_type, actor, resource, details, correlation_id, created_at = row[:7]
     return (
         orjson.dumps(
             {
@@ -129,6 +129,8 @@ def _encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
                 "details": orjson.Fragment(details),
                 "correlation_id": correlation_id,
                 "created_at": created_at.isoformat(),
+                "writer_id": row[7],
+                "writer_seq": row[8],
                 "error": error,
                 "spooled_at": spooled_at,
             }
@@ -167,7 +169,7 @@ def _decode_line(raw: bytes) -> EntryRow:
     event_id = item["event_id"]
     if not isinstance(event_id, str) or len(event_id) != 36:
         raise ValueError(f"bad event_id {event_id!r}")
-    event_type = coerce_event_type(item["event_type"]).value
+    event_type = coerce_stored_event_type(item["event_type"]).value
     texts = [item.get(name) for name in _TEXT_FIELDS]
     for name, value in zip(_TEXT_FIELDS, texts, strict=True):
         if value is not None and not isinstance(value, str):
@@ -177,7 +179,22 @@ def _decode_line(raw: bytes) -> EntryRow:
         raise ValueError("created_at has no time zone")
     details = encode_details(item.get("details"))
     actor, resource, correlation_id = texts
-    return (event_id, event_type, actor, resource, details, correlation_id, created_at)
+    writer_id, writer_seq = item.get("writer_id"), item.get("writer_seq")  # older lines: none
+    if writer_id is not None and not isinstance(writer_id, str):
+        raise TypeError("writer_id must be a string or null")
+    if writer_seq is not None and (type(writer_seq) is not int or writer_seq < 1):
+        raise TypeError("writer_seq must be a positive integer or null")
+    return (
+        event_id,
+        event_type,
+        actor,
+        resource,
+        details,
+        correlation_id,
+        created_at,
+        writer_id,
+        writer_seq,
+    )
 
 
 def _write_all(fd: int, payload: bytes) -> None:

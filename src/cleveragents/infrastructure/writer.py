@@ -35,12 +35,16 @@ from typing import Any, Protocol
 
 import structlog
 
-from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.persistence.rows import EntryRow, SystemRow
 from cleveragents.infrastructure.spool import Spool
 
 __all__ = ["AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
 
 _log = structlog.get_logger("cleveragents.audit.writer")
+
+#: A row before the queue gives it its ``writer_seq``: the first 8 fields of an EntryRow.
+PartialRow = tuple[Any, ...]
 
 
 class BatchSink(Protocol):
@@ -62,23 +66,28 @@ class AuditQueue:
 
     def __init__(self, maxsize: int) -> None:
         self.maxsize = maxsize
-        self.entries_put = 0  # entries ever accepted
+        self.entries_put = 0  # caller entries ever accepted
+        self.rejected = 0  # caller entries refused on overflow
+        # The writer_seq of the last row accepted (caller entries and system rows). It
+        # is assigned and the row queued under one lock, so queue order is its order.
+        self.last_writer_seq = 0
         self._entries = 0  # entries waiting
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._blocked = 0  # producers waiting for room
 
-    def put_nowait(self, row: EntryRow) -> None:
-        """Queue ``row``, or raise :class:`queue.Full` at once."""
+    def put_nowait(self, row: PartialRow) -> None:
+        """Queue ``row`` with the next ``writer_seq``, or raise :class:`queue.Full` at once."""
         with self._lock:
             if self._entries >= self.maxsize:
                 raise queue.Full
             self._entries += 1
             self.entries_put += 1
-        self._items.put(row)
+            self.last_writer_seq += 1
+            self._items.put((*row, self.last_writer_seq))
 
-    def put(self, row: EntryRow, timeout: float | None = None) -> None:
+    def put(self, row: PartialRow, timeout: float | None = None) -> None:
         """Queue ``row``, waiting up to ``timeout`` seconds for room; else :class:`queue.Full`."""
         with self._room:
             self._blocked += 1
@@ -89,7 +98,20 @@ class AuditQueue:
                 self._blocked -= 1
             self._entries += 1
             self.entries_put += 1
-        self._items.put(row)
+            self.last_writer_seq += 1
+            self._items.put((*row, self.last_writer_seq))
+
+    def put_system(self, row: PartialRow) -> None:
+        """Queue a system row with the next ``writer_seq``; it takes no room and is not counted."""
+        with self._lock:
+            self.last_writer_seq += 1
+            self._items.put(SystemRow((*row, self.last_writer_seq)))
+
+    def note_rejected(self) -> int:
+        """Count one caller entry refused on overflow; the total."""
+        with self._lock:
+            self.rejected += 1
+            return self.rejected
 
     def put_control(self, message: object) -> None:
         """Queue ``message`` even when the queue is full."""
@@ -171,10 +193,15 @@ class AuditWriter:
         exit_timeout_s: float,
         describe: Callable[[BaseException], str] = lambda exc: f"{type(exc).__name__}: {exc}",
         spool: Spool | None = None,
+        identity: WriterIdentity | None = None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "cleveragents-audit-writer",
     ) -> None:
         self._queue = entries
+        # With an identity, the writer accounts for itself in the chain (accounting.py):
+        # drops and spooled rows are declared as they happen, writer.closed at the end.
+        self._identity = identity
+        self._declared_dropped = 0
         self._sink = sink
         self._batch_size = batch_size
         self._retry = retry
@@ -284,7 +311,7 @@ class AuditWriter:
 
     def _unwritten_in_hand(self) -> int:
         """Rows of the batch being written that are not committed (halves may be)."""
-        return len(self._in_hand) - (self.written - self._written_before)
+        return _callers(self._in_hand) - (self.written - self._written_before)
 
     def fail_orphans(self, reason: str = "the writer thread is not running") -> None:
         """Take the entries still waiting in the queue, count them as failed and spool them.
@@ -325,13 +352,11 @@ class AuditWriter:
             stopping = False
             while not stopping:
                 stopping = self._drain_once(self._queue.get())
-            # Rows that raced in after the stop message are written too.
-            while True:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                self._drain_once(item)
+            # Rows that raced in after the stop message are written too, then the
+            # writer's closing account.
+            self._drain_rest()
+            self._close_account()
+            self._drain_rest()
         except BaseException:
             # The rows of the batch in hand that were not written are lost with the thread.
             lost = self._unwritten_in_hand()
@@ -351,13 +376,21 @@ class AuditWriter:
                 self._finished = True
                 self._state.notify_all()
 
+    def _drain_rest(self) -> None:
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._drain_once(item)
+
     def _drain_once(self, item: object) -> bool:
         """Write ``item`` and whatever else is queued, up to a batch; True on stop."""
         batch: list[EntryRow] = []
         barriers: list[_Barrier] = []
         stop = False
         while True:
-            if type(item) is tuple:
+            if type(item) is tuple or type(item) is SystemRow:
                 batch.append(item)
             elif type(item) is _Barrier:
                 barriers.append(item)
@@ -372,6 +405,8 @@ class AuditWriter:
                 break
         if batch:
             self._write(batch)
+        if self._identity is not None and self._queue.rejected > self._declared_dropped:
+            self._declare_dropped()
         if barriers:
             with self._state:
                 for barrier in barriers:
@@ -380,6 +415,29 @@ class AuditWriter:
                 self._failed_released = self.failed
                 self._state.notify_all()
         return stop
+
+    def _declare_dropped(self) -> None:
+        """Queue a ``writer.dropped`` row for the entries refused since the last one."""
+        assert self._identity is not None
+        total = self._queue.rejected
+        self._queue.put_system(self._identity.dropped(total - self._declared_dropped, total))
+        self._declared_dropped = total
+
+    def _close_account(self) -> None:
+        """Queue what is left to declare and ``writer.closed``; the drain writes them."""
+        if self._identity is None:
+            return
+        if self._queue.rejected > self._declared_dropped:
+            self._declare_dropped()
+        self._queue.put_system(
+            self._identity.closed(
+                last_writer_seq=self._queue.last_writer_seq,
+                recorded=self._queue.entries_put,
+                written=self.written,
+                failed=self.failed,
+                dropped=self._queue.rejected,
+            )
+        )
 
     def _write(self, batch: list[EntryRow]) -> None:
         failures: list[tuple[EntryRow, BaseException]] = []
@@ -391,8 +449,14 @@ class AuditWriter:
             self._give_up([row for row, _ in failures], self._describe(first_error))
 
     def _give_up(self, rows: Sequence[EntryRow], error: str, *, count: int | None = None) -> None:
-        """Count ``rows`` as failed, keep them in the spool if there is one, and log it."""
-        count = len(rows) if count is None else count
+        """Count ``rows`` as failed, keep them in the spool if there is one, and log it.
+
+        System rows go to the spool too, but are not counted: the stats count the
+        caller's entries. On the running writer, the caller's rows given up are then
+        declared in the chain with a ``writer.spooled`` row.
+        """
+        if count is None:
+            count = _callers(rows)
         spooled_to: str | None = None
         if self._spool is not None:
             try:
@@ -410,6 +474,12 @@ class AuditWriter:
             if spooled_to is not None:
                 self.spooled += count
             total_failed = self.failed
+        if self._identity is not None and self.on_writer_thread():
+            writer_seqs = [row[8] for row in rows if type(row) is tuple and row[8] is not None]
+            if writer_seqs:
+                self._queue.put_system(
+                    self._identity.spooled(writer_seqs, spool=spooled_to, error=error)
+                )
         _log.error(
             "audit_entries_failed",
             count=count,
@@ -469,9 +539,14 @@ class AuditWriter:
                     # (capped by the stop deadline) instead of retrying in a tight loop.
                     self._interrupt.clear()
                 continue
-            self.written += len(batch)
+            self.written += _callers(batch)
             self.batches += 1
             return None
+
+
+def _callers(rows: Sequence[EntryRow]) -> int:
+    """How many of ``rows`` are the caller's (not a :class:`SystemRow`)."""
+    return sum(type(row) is tuple for row in rows)
 
 
 def _nonnegative(timeout: float | None) -> float | None:

@@ -23,17 +23,30 @@ import structlog
 from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
+from cleveragents.application import trail
 from cleveragents.application.event_bus import ReactiveEventBus
+from cleveragents.application.trail import CheckpointingSink, load_checkpoints
 from cleveragents.config.settings import Settings
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.entry import PENDING_ID, AuditLogEntry
-from cleveragents.domain.errors import AuditQueueFullError, AuditServiceClosedError
-from cleveragents.domain.event_types import AuditEventType, coerce_event_type
+from cleveragents.domain.errors import (
+    AuditQueueFullError,
+    AuditServiceClosedError,
+    AuditStorageError,
+)
+from cleveragents.domain.event_types import (
+    SYSTEM_EVENT_TYPES,
+    AuditEventType,
+    SystemEventType,
+    coerce_event_type,
+)
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.redaction import Redactor
 from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
+from cleveragents.domain.verification import Checkpoint, VerifyReport
+from cleveragents.infrastructure.accounting import WriterIdentity
 from cleveragents.infrastructure.persistence import reads
 from cleveragents.infrastructure.persistence.database import (
     AuditDatabase,
@@ -45,8 +58,15 @@ from cleveragents.infrastructure.persistence.database import (
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.persistence.verify import read_head, verify_chain
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
-from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, RetryPolicy
+from cleveragents.infrastructure.writer import (
+    AuditQueue,
+    AuditWriter,
+    BatchSink,
+    PartialRow,
+    RetryPolicy,
+)
 
 __all__ = ["AuditService"]
 
@@ -55,6 +75,8 @@ _log = structlog.get_logger("cleveragents.audit")
 # While record() waits for room in a full queue, it looks this often whether the
 # writer is still alive and the service still open.
 _FULL_QUEUE_CHECK_S = 0.1
+# Automatic checkpoints with a path and neither a count nor an interval: this often.
+DEFAULT_CHECKPOINT_EVERY = 10_000
 
 
 class AuditService:
@@ -72,13 +94,22 @@ class AuditService:
         self._settings = settings if settings is not None else Settings()
         self._session = session
         self._database: AuditDatabase | None = None
+        self._checkpoints: CheckpointingSink | None = None
         self._queue: AuditQueue | None = None
         self._writer: AuditWriter | None = None
         self._closed = False
         self._lock = threading.Lock()  # close(), and the counters below
-        self._rejected = 0
         self._sync_written = 0
         self._sync_failed = 0
+        # Synchronous writes: writer_seq is taken and the row committed under this lock,
+        # so the database sees this writer's rows in writer_seq order.
+        self._sync_lock = threading.Lock()
+        self._sync_writer_seq = 0
+        secret = self._settings.audit_hmac_key
+        self._hmac_key = None if secret is None else secret.get_secret_value().encode("utf-8")
+        self._identity = WriterIdentity(
+            "sync" if session is not None or not self._settings.audit_async else "async"
+        )
         self._redactor = (
             Redactor(self._settings.audit_redact_keys, self._settings.audit_redact_patterns)
             if self._settings.audit_redact
@@ -87,11 +118,18 @@ class AuditService:
         if session is not None:
             create_schema(session)
             self._spool = Spool(self._spool_path(None))
+            self._write_system(self._identity.opened())
             return
-        self._database = open_database(self._settings.database_url)
+        self._database = open_database(self._settings.database_url, hmac_key=self._hmac_key)
         self._spool = Spool(self._spool_path(self._database))
         if self._settings.audit_async:
             self._start_writer()
+        else:
+            try:
+                self._write_system(self._identity.opened())
+            except BaseException:
+                self._database.dispose()
+                raise
         _open_services.add(self)
 
     def _spool_path(self, database: AuditDatabase | None) -> Path:
@@ -104,15 +142,29 @@ class AuditService:
     def _start_writer(self) -> None:
         assert self._database is not None
         self._queue = AuditQueue(self._settings.audit_queue_maxsize)
+        self._queue.put_system(self._identity.opened())
+        sink: BatchSink = self._database
+        checkpoint_path = self._settings.audit_checkpoint_path
+        if checkpoint_path is not None:
+            every = self._settings.audit_checkpoint_every
+            interval_s = self._settings.audit_checkpoint_interval_s
+            self._checkpoints = CheckpointingSink(
+                self._database,
+                checkpoint_path.absolute(),
+                every=DEFAULT_CHECKPOINT_EVERY if every is None and interval_s is None else every,
+                interval_s=interval_s,
+            )
+            sink = self._checkpoints
         self._writer = AuditWriter(
             self._queue,
-            self._database,
+            sink,
             batch_size=self._settings.audit_batch_size,
             retry=RetryPolicy(deadline_s=self._settings.audit_retry_deadline),
             is_transient=is_transient,
             describe=describe,
             exit_timeout_s=self._settings.audit_close_timeout_s,
             spool=self._spool,
+            identity=self._identity,
         )
         self._writer.start()
 
@@ -120,9 +172,13 @@ class AuditService:
         """In a forked child: own connections, a fresh queue and a writer of its own.
 
         Entries the parent had queued stay the parent's to write; the child's
-        records go through its own writer.
+        records go through its own writer, a new one in the chain's accounting (a
+        synchronous child writes its ``writer.opened`` before its first entry).
         """
         self._lock = threading.Lock()
+        self._sync_lock = threading.Lock()
+        self._identity = self._identity.forked()
+        self._sync_writer_seq = 0
         assert self._database is not None
         self._database.after_fork_in_child()
         if self._writer is not None:
@@ -185,7 +241,7 @@ class AuditService:
         details_json = encode_details(details)
         event_id = new_event_id()
         created_at = datetime.now(UTC)
-        row: EntryRow = (
+        row: PartialRow = (  # the queue (or _write_now) adds writer_seq
             event_id,
             kind.value,
             actor,
@@ -193,6 +249,7 @@ class AuditService:
             details_json,
             correlation_id,
             created_at,
+            self._identity.writer_id,
         )
         if self._queue is not None:
             try:
@@ -215,7 +272,7 @@ class AuditService:
             created_at,
         )
 
-    def _put_when_full(self, row: EntryRow) -> None:
+    def _put_when_full(self, row: PartialRow) -> None:
         """Apply the overflow policy to a row that found the queue full."""
         entries, writer = self._queue, self._writer
         assert entries is not None
@@ -255,10 +312,9 @@ class AuditService:
         if not self._writer.is_alive():
             self._writer.fail_orphans("the service was closed while record() ran")
 
-    def _reject(self, row: EntryRow, reason: str) -> None:
-        with self._lock:
-            self._rejected += 1
-            rejected = self._rejected
+    def _reject(self, row: PartialRow, reason: str) -> None:
+        assert self._queue is not None
+        rejected = self._queue.note_rejected()  # declared by the writer: writer.dropped
         _log.warning(
             "audit_entry_rejected",
             reason=reason,
@@ -271,24 +327,45 @@ class AuditService:
             f" the {row[1]} entry was not recorded"
         )
 
-    def _write_now(self, row: EntryRow) -> int:
-        try:
-            if self._session is not None:
-                entry_id = insert_one(self._session, row)
-            else:
-                assert self._database is not None
-                entry_id = self._database.write_one(row)
-        except Exception as exc:
-            with self._lock:
-                self._sync_failed += 1
-            # describe(): the driver's message only, never the statement's parameters,
-            # which are audit data (an injected session's engine may not hide them).
-            _log.error(
-                "audit_entry_failed", event_type=row[1], event_id=row[0], error=describe(exc)
-            )
-            raise
+    def _write_now(self, row: PartialRow) -> int:
+        with self._sync_lock:
+            self._open_forked_child()
+            try:
+                entry_id = self._append_now(row)
+            except Exception as exc:
+                with self._lock:
+                    self._sync_failed += 1
+                # describe(): the driver's message only, never the statement's parameters,
+                # which are audit data (an injected session's engine may not hide them).
+                _log.error(
+                    "audit_entry_failed", event_type=row[1], event_id=row[0], error=describe(exc)
+                )
+                raise
         with self._lock:
             self._sync_written += 1
+        return entry_id
+
+    def _write_system(self, row: PartialRow) -> None:
+        """Synchronously append a system row (writer.opened, writer.closed)."""
+        with self._sync_lock:
+            self._open_forked_child()
+            self._append_now(row)
+
+    def _open_forked_child(self) -> None:
+        """A forked synchronous child appends its ``writer.opened`` before anything else."""
+        if self._sync_writer_seq == 0 and self._identity.parent_writer_id is not None:
+            self._append_now(self._identity.opened())
+
+    def _append_now(self, row: PartialRow) -> int:
+        """Commit ``row`` with the next writer_seq (taken only if the commit succeeds)."""
+        writer_seq = self._sync_writer_seq + 1
+        full: EntryRow = (*row, writer_seq)
+        if self._session is not None:
+            entry_id = insert_one(self._session, full, hmac_key=self._hmac_key)
+        else:
+            assert self._database is not None
+            entry_id = self._database.write_one(full)
+        self._sync_writer_seq = writer_seq
         return entry_id
 
     # -- the event bus -----------------------------------------------------------------
@@ -341,7 +418,9 @@ class AuditService:
                 return
             self._closed = True
         _open_services.discard(self)
-        if self._writer is not None:
+        if self._writer is None:
+            self._close_sync_account()
+        else:
             if self._writer.on_writer_thread():
                 self._writer.stop(None)  # logs; the writer ends once it has drained the queue
                 return
@@ -355,8 +434,30 @@ class AuditService:
                 # comes back, else spooled by the exit hook, which still tracks the writer.
                 self._writer.fail_orphans("the writer did not finish before the close deadline")
                 return  # the writer still uses the engine: leave it to the process exit
+            if self._checkpoints is not None:
+                self._checkpoints.write_now()  # the head after writer.closed
         if self._database is not None:
             self._database.dispose()
+
+    def _close_sync_account(self) -> None:
+        """Synchronous mode: append ``writer.closed``; a failure is logged, not raised."""
+        with self._lock:
+            written, failed = self._sync_written, self._sync_failed
+        closed = self._identity.closed(
+            last_writer_seq=self._sync_writer_seq,
+            recorded=written + failed,
+            written=written,
+            failed=failed,
+            dropped=0,
+        )
+        try:
+            self._write_system(closed)
+        except Exception as exc:
+            _log.error(
+                "audit_writer_close_failed",
+                error=describe(exc),
+                hint="verify will show this writer as unterminated",
+            )
 
     def replay(self, path: str | os.PathLike[str] | None = None) -> ReplayReport:
         """Re-ingest a dead-letter spool (default: this service's), idempotently.
@@ -371,7 +472,9 @@ class AuditService:
         spool = self._spool if path is None else Spool(Path(path).absolute())
         with spool.draining() as contents:
             if self._session is not None:
-                inserted = insert_new(self._session.connection(), contents.rows)
+                inserted = insert_new(
+                    self._session.connection(), contents.rows, hmac_key=self._hmac_key
+                )
                 self._session.commit()
             else:
                 assert self._database is not None
@@ -396,6 +499,77 @@ class AuditService:
             rejected=tuple(contents.rejected),
             rejects_path=spool.rejects_path,
         )
+
+    # -- tamper evidence ---------------------------------------------------------------
+
+    def verify(
+        self,
+        *,
+        checkpoint: str | os.PathLike[str] | Checkpoint | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> VerifyReport:
+        """Verify the committed chain: hashes, links, writer accounting, and checkpoints.
+
+        Streams the trail in pages (bounded memory). In keyed mode the HMACs are
+        checked with ``settings.audit_hmac_key``. ``checkpoint``: a checkpoint, or a
+        file of them (from ``cleveragents-audit checkpoint`` or
+        ``audit_checkpoint_path``), to detect truncation and rewrites up to it. This
+        service's own writer is not reported as unterminated; call :meth:`flush`
+        first to include what is still queued. ``progress(done, total)`` is called
+        after every page.
+
+        The report's ``status`` (and ``exit_code``): 0 intact, 1 tampered, 2 loss
+        suspected, 3 only declared drops, 4 could not verify (e.g. an unreadable
+        checkpoint file, or HMACs and no key).
+        """
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; verify() is refused")
+        if isinstance(checkpoint, Checkpoint):
+            checkpoints = [checkpoint]
+        elif checkpoint is not None:
+            try:
+                checkpoints = load_checkpoints(checkpoint)
+            except (OSError, ValueError) as exc:
+                return VerifyReport.unverifiable(f"cannot use the checkpoint {checkpoint}: {exc}")
+        else:
+            checkpoints = []
+        if self._session is not None:
+            return verify_chain(
+                self._session.connection(),
+                hmac_key=self._hmac_key,
+                checkpoints=checkpoints,
+                own_writer_id=self._identity.writer_id,
+                progress=progress,
+            )
+        assert self._database is not None
+        return trail.verify(
+            self._database,
+            hmac_key=self._hmac_key,
+            checkpoints=checkpoints,
+            own_writer_id=self._identity.writer_id,
+            progress=progress,
+        )
+
+    def checkpoint(self) -> Checkpoint:
+        """The chain head now (seq, entry_hash, count, time): keep it away from the database.
+
+        Write it out with ``checkpoint.to_json()``; a later :meth:`verify` against it
+        proves that nothing up to it was truncated or rewritten.
+        """
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; checkpoint() is refused")
+        if self._session is not None:
+            head = read_head(self._session.connection())
+            if head is None:
+                raise AuditStorageError("the chain head is missing: run cleveragents-audit verify")
+            return head.checkpoint()
+        assert self._database is not None
+        return trail.current_checkpoint(self._database)
+
+    @property
+    def writer_id(self) -> str:
+        """This service's writer id in the chain's accounting (a forked child has its own)."""
+        return self._identity.writer_id
 
     @property
     def spool_path(self) -> Path:
@@ -429,22 +603,29 @@ class AuditService:
     def count(
         self,
         *,
-        event_type: AuditEventType | str | None = None,
+        event_type: AuditEventType | SystemEventType | str | None = None,
         actor: str | None = None,
         resource: str | None = None,
         correlation_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        include_system: bool = False,
     ) -> int:
-        """How many committed entries match every given filter (``since`` <= t < ``until``)."""
-        where = EntryFilter(event_type, actor, resource, correlation_id, since, until)
+        """How many committed entries match every given filter (``since`` <= t < ``until``).
+
+        The library's own entries (``writer.*``, ``retention.purged``) are counted only
+        with ``include_system=True`` or when ``event_type`` names one.
+        """
+        where = EntryFilter(
+            event_type, actor, resource, correlation_id, since, until, include_system
+        )
         with self._reader() as reader:
             return reads.count(reader, where)
 
     def query(
         self,
         *,
-        event_type: AuditEventType | str | None = None,
+        event_type: AuditEventType | SystemEventType | str | None = None,
         actor: str | None = None,
         resource: str | None = None,
         correlation_id: str | None = None,
@@ -452,12 +633,17 @@ class AuditService:
         until: datetime | None = None,
         after_id: int | None = None,
         limit: int = 100,
+        include_system: bool = False,
     ) -> list[AuditLogEntry]:
         """Committed entries matching every filter, ascending by id, after ``after_id``.
 
-        Page through a large trail by passing the last id seen as ``after_id``.
+        Page through a large trail by passing the last id seen as ``after_id``. The
+        library's own entries are included only with ``include_system=True`` (or an
+        ``event_type`` naming one).
         """
-        where = EntryFilter(event_type, actor, resource, correlation_id, since, until)
+        where = EntryFilter(
+            event_type, actor, resource, correlation_id, since, until, include_system
+        )
         if after_id is not None and (isinstance(after_id, bool) or not isinstance(after_id, int)):
             raise TypeError(f"after_id must be an int or None, not {type(after_id).__name__}")
         if isinstance(limit, bool) or not isinstance(limit, int):
@@ -467,12 +653,18 @@ class AuditService:
         with self._reader() as reader:
             return reads.query(reader, where, after_id=after_id, limit=limit)
 
-    def get(self, event_id: str) -> AuditLogEntry | None:
-        """The committed entry with ``event_id``, or None."""
+    def get(self, event_id: str, *, include_system: bool = False) -> AuditLogEntry | None:
+        """The committed entry with ``event_id``, or None (also for a system entry, unless
+        ``include_system=True``)."""
         if not isinstance(event_id, str):
             raise TypeError(f"event_id must be a str, not {type(event_id).__name__}")
+        if not isinstance(include_system, bool):
+            raise TypeError(f"include_system must be a bool, not {type(include_system).__name__}")
         with self._reader() as reader:
-            return reads.get(reader, event_id)
+            entry = reads.get(reader, event_id)
+        if entry is not None and not include_system and entry.event_type in SYSTEM_EVENT_TYPES:
+            return None
+        return entry
 
     def stats(self) -> AuditStats:
         """A snapshot of the counters."""
@@ -482,7 +674,7 @@ class AuditService:
                 written=self._writer.written,
                 failed=self._writer.failed,
                 spooled=self._writer.spooled,
-                rejected=self._rejected,
+                rejected=self._queue.rejected,
                 retried=self._writer.retried,
                 batches=self._writer.batches,
                 queue_depth=self._queue.entries_waiting(),

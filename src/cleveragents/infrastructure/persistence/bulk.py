@@ -1,13 +1,24 @@
-"""The writer's fast path: prepared tuples handed straight to the driver's executemany.
+"""Appending rows to the hash chain: every write path of the library ends here.
 
-SQLAlchemy Core's executemany builds a dict per row and runs each value through
-its type processors; for the writer's batches that costs more than the insert.
-Here each backend gets one hand-written INSERT ... ON CONFLICT (event_id) DO
-NOTHING (so a retried batch never duplicates) and a tuple per row: on SQLite the
-time as the same text SQLAlchemy's DateTime stores, through executemany; on
-PostgreSQL through COPY into a temporary staging table and one INSERT ... SELECT,
-with the details text once more for the JSONB column (NULL where JSONB cannot
-hold it).
+In the caller's transaction, :func:`append`:
+
+1. takes the chain's lock: on SQLite the transaction begins with ``BEGIN
+   IMMEDIATE`` (the database's one write lock, taken before anything is read); on
+   PostgreSQL the head row is read ``FOR UPDATE``. Writers in every process and on
+   every host wait there, so ``seq`` is gapless and commit order is ``seq`` order.
+   Readers never take it.
+2. reads the head (``seq``, ``entry_hash``) and links each row to the one before
+   it (:mod:`cleveragents.domain.chain`), adding the HMAC in keyed mode;
+3. inserts the rows (SQLite: the driver's executemany on prepared tuples;
+   PostgreSQL: COPY into a temporary staging table and one INSERT ... SELECT) and
+   moves the head.
+
+Rows whose event_id is stored already must not be inserted (they would leave a
+hole in ``seq``). The writer's batches are new by construction, so the insert
+says ``ON CONFLICT (event_id) DO NOTHING`` and checks the row count: a retried
+batch whose first commit did succeed is refused with :class:`StoredAlreadyError`,
+and then written again with ``skip_stored=True``, which looks the event_ids up
+first (replay and import always do).
 """
 
 from __future__ import annotations
@@ -19,42 +30,149 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
+from cleveragents.domain.chain import canonical_header, entry_hash, entry_hmac
+from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
-from cleveragents.infrastructure.persistence.table import audit_log
+from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
-__all__ = ["bulk_insert", "jsonb_text", "sqlite_time_text"]
+__all__ = ["StoredAlreadyError", "append", "jsonb_text", "sqlite_time_text"]
 
-_COLUMNS = ", ".join(ROW_FIELDS)
+_CHAIN_FIELDS = ("seq", "prev_hash", "entry_hash", "hmac")
+_COLUMNS = ", ".join(ROW_FIELDS + _CHAIN_FIELDS)
+_MARKS = ", ".join("?" * len(ROW_FIELDS + _CHAIN_FIELDS))
 _SQLITE_INSERT = (
-    f"INSERT INTO {audit_log.name} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (event_id) DO NOTHING"
+    f"INSERT INTO {audit_log.name} ({_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (event_id) DO NOTHING"
 )
+_HEAD = f"SELECT head_seq, head_hash FROM {audit_chain.name} WHERE id = 1"
+_MOVE_HEAD = f"UPDATE {audit_chain.name} SET head_seq = ?, head_hash = ? WHERE id = 1"
+_POSTGRES_MOVE_HEAD = _MOVE_HEAD.replace("?", "%s")
 # PostgreSQL: COPY into a per-connection staging table, then one INSERT ... SELECT
-# that keeps the batch's order and skips stored event_ids (COPY alone cannot).
+# in the batch's order.
 _STAGE = "cleveragents_audit_stage"
 _POSTGRES_STAGE = (
-    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (ord integer, event_id text, "
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE} (event_id text, "
     "event_type text, actor text, resource text, details text, correlation_id text, "
-    "created_at timestamptz, details_json jsonb) ON COMMIT DELETE ROWS"
+    "created_at timestamptz, writer_id text, writer_seq bigint, seq bigint, "
+    "prev_hash text, entry_hash text, hmac text, details_json jsonb) ON COMMIT DELETE ROWS"
 )
-_POSTGRES_COPY = f"COPY {_STAGE} (ord, {_COLUMNS}, details_json) FROM STDIN"
+_POSTGRES_COPY = f"COPY {_STAGE} ({_COLUMNS}, details_json) FROM STDIN"
 _POSTGRES_MOVE = (
     f"INSERT INTO {audit_log.name} ({_COLUMNS}, details_json) "
-    f"SELECT {_COLUMNS}, details_json FROM {_STAGE} ORDER BY ord "
+    f"SELECT {_COLUMNS}, details_json FROM {_STAGE} ORDER BY seq "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+# Event ids looked up per statement when stored ones are skipped.
+_LOOKUP_CHUNK = 500
 
 
-def bulk_insert(connection: Connection, rows: Sequence[EntryRow]) -> None:
-    """Insert ``rows`` in the connection's transaction, skipping stored event_ids."""
-    if connection.dialect.name == "postgresql":
-        _postgres_copy(connection, rows)
-        return
-    params: list[tuple[Any, ...]] = [(*row[:6], sqlite_time_text(row[6])) for row in rows]
-    connection.exec_driver_sql(_SQLITE_INSERT, params)
+class StoredAlreadyError(Exception):
+    """Some rows of a batch were stored already (a retry after a commit that did succeed).
+
+    Raised before anything is committed; write the batch again with ``skip_stored=True``.
+    """
 
 
-def _postgres_copy(connection: Connection, rows: Sequence[EntryRow]) -> None:
+def append(
+    connection: Connection,
+    rows: Sequence[EntryRow],
+    *,
+    hmac_key: bytes | None,
+    skip_stored: bool = False,
+) -> int:
+    """Append ``rows`` to the chain in the connection's transaction; how many were new.
+
+    The caller commits. With ``skip_stored``, rows whose event_id is stored (or
+    repeated within ``rows``) are left out; without it, such a row raises
+    :class:`StoredAlreadyError` and nothing of the batch may be committed.
+
+    Raises:
+        StoredAlreadyError: without ``skip_stored``, a row's event_id is stored already.
+        AuditStorageError: the chain's head row is missing (see ``verify``).
+        sqlalchemy.exc.SQLAlchemyError: the database refused the write.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    if not postgres:
+        _begin_immediate(connection)
+    if skip_stored:
+        rows = _new_rows(connection, rows)
+    if not rows:
+        return 0
+    head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
+    if head is None:
+        raise AuditStorageError(
+            f"the chain head (row 1 of {audit_chain.name}) is missing, so no entry can be"
+            " chained: the trail was damaged or tampered with; run `cleveragents-audit verify`"
+        )
+    seq, prev = int(head[0]), str(head[1])
+    linked: list[tuple[Any, ...]] = []
+    for row in rows:
+        seq += 1
+        header = canonical_header(
+            seq=seq,
+            event_id=row[0],
+            event_type=row[1],
+            actor=row[2],
+            resource=row[3],
+            details=row[4],
+            correlation_id=row[5],
+            created_at=row[6],
+            writer_id=row[7],
+            writer_seq=row[8],
+        )
+        hashed = entry_hash(prev, header)
+        mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
+        linked.append((*row, seq, prev, hashed, mac))
+        prev = hashed
+    insert = _postgres_copy if postgres else _sqlite_insert
+    inserted = insert(connection, linked)
+    if inserted != len(linked):
+        raise StoredAlreadyError(
+            f"{len(linked) - inserted} of {len(linked)} rows are stored already"
+        )
+    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev))
+    return inserted
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """SQLite: begin with the write lock held, unless a transaction is open already.
+
+    A deferred transaction that read first and then writes fails at once ("database
+    is locked") when another process committed in between; one that takes the lock
+    first waits its busy timeout instead. An injected session's open transaction is
+    left as it is: its first write takes the lock.
+    """
+    driver = connection.connection.driver_connection
+    if not driver.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _new_rows(connection: Connection, rows: Sequence[EntryRow]) -> list[EntryRow]:
+    """``rows`` without those whose event_id is stored, or seen earlier in ``rows``."""
+    seen: set[str] = set()
+    ids = list(dict.fromkeys(row[0] for row in rows))
+    for start in range(0, len(ids), _LOOKUP_CHUNK):
+        chunk = ids[start : start + _LOOKUP_CHUNK]
+        stored = connection.execute(
+            audit_log.select()
+            .with_only_columns(audit_log.c.event_id)
+            .where(audit_log.c.event_id.in_(chunk))
+        ).scalars()
+        seen.update(stored)
+    fresh: list[EntryRow] = []
+    for row in rows:
+        if row[0] not in seen:
+            seen.add(row[0])
+            fresh.append(row)
+    return fresh
+
+
+def _sqlite_insert(connection: Connection, linked: list[tuple[Any, ...]]) -> int:
+    params = [(*row[:6], sqlite_time_text(row[6]), *row[7:]) for row in linked]
+    result = connection.exec_driver_sql(_SQLITE_INSERT, params)
+    return int(result.rowcount)
+
+
+def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int:
     # Every time: a rolled-back transaction takes the table's creation with it.
     connection.exec_driver_sql(_POSTGRES_STAGE)
     driver = connection.connection.driver_connection
@@ -62,9 +180,10 @@ def _postgres_copy(connection: Connection, rows: Sequence[EntryRow]) -> None:
     cursor = driver.cursor()  # type: ignore[union-attr]
     try:
         with cursor.copy(_POSTGRES_COPY) as copy:
-            for ord_, row in enumerate(rows):
-                copy.write_row((ord_, *row[:6], _aware(row[6]), jsonb_text(row[4])))
+            for row in linked:
+                copy.write_row((*row[:6], _aware(row[6]), *row[7:], jsonb_text(row[4])))
         cursor.execute(_POSTGRES_MOVE)
+        return int(cursor.rowcount)
     except dialect.loaded_dbapi.Error as exc:
         # Raised by the driver itself: give it SQLAlchemy's shape (IntegrityError,
         # OperationalError, ...), and drop the connection if the server is gone, as

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, create_engine, event, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -25,11 +23,10 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
-from cleveragents.domain.details import decode_details
 from cleveragents.domain.errors import AuditStorageError
-from cleveragents.infrastructure.persistence.bulk import bulk_insert, jsonb_text
+from cleveragents.infrastructure.persistence.bulk import StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
-from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
+from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
 from cleveragents.infrastructure.persistence.table import audit_log
 
@@ -55,8 +52,12 @@ class AuditDatabase:
     connection, so every user shares one connection, taken under a lock.
     """
 
-    def __init__(self, engine: Engine, *, shared_connection: bool) -> None:
+    def __init__(
+        self, engine: Engine, *, shared_connection: bool, hmac_key: bytes | None = None
+    ) -> None:
         self.engine = engine
+        #: Keyed mode: every appended entry also carries HMAC-SHA256 under this key.
+        self.hmac_key = hmac_key
         self._shared_connection = shared_connection
         self._guard: AbstractContextManager[Any] = (
             threading.RLock() if shared_connection else nullcontext()
@@ -85,15 +86,26 @@ class AuditDatabase:
         with self._guard, self.engine.connect() as connection:
             yield connection
 
-    def write_batch(self, rows: Sequence[EntryRow]) -> None:
-        """Insert ``rows`` in one transaction; rows whose event_id is stored already are skipped."""
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction of its own, committed at the end (maintenance: purge)."""
         with self._writing, self._guard, self.engine.begin() as connection:
-            bulk_insert(connection, rows)
+            yield connection
+
+    def write_batch(self, rows: Sequence[EntryRow]) -> None:
+        """Append ``rows`` to the chain in one transaction; rows stored already are skipped."""
+        try:
+            with self._writing, self._guard, self.engine.begin() as connection:
+                append(connection, rows, hmac_key=self.hmac_key)
+        except StoredAlreadyError:  # a retry after a commit that did succeed: rolled back, redo
+            with self._writing, self._guard, self.engine.begin() as connection:
+                append(connection, rows, hmac_key=self.hmac_key, skip_stored=True)
 
     def write_one(self, row: EntryRow) -> int:
-        """Insert one row and commit; return its id."""
+        """Append one row and commit; return its id."""
         with self._writing, self._guard, self.engine.begin() as connection:
-            return _insert_returning_id(connection, row)
+            append(connection, [row], hmac_key=self.hmac_key, skip_stored=True)
+            return _id_of(connection, row[0])
 
     def insert_new(self, rows: Sequence[EntryRow]) -> tuple[int, list[tuple[int, str]]]:
         """Insert the rows whose event_id is not stored yet, committing per batch.
@@ -126,7 +138,7 @@ class AuditDatabase:
     ) -> int:
         try:
             with self._writing, self._guard, self.engine.begin() as connection:
-                inserted = insert_new(connection, rows[start:stop])
+                inserted = insert_new(connection, rows[start:stop], hmac_key=self.hmac_key)
         except SQLAlchemyError as exc:
             if is_transient(exc):
                 raise
@@ -169,32 +181,6 @@ class AuditDatabase:
         self.engine.dispose()
 
 
-@functools.cache
-def insert_statement(dialect_name: str) -> Insert:
-    """An INSERT into ``audit_log`` that does nothing when the event_id is stored already."""
-    if dialect_name == "postgresql":
-        return postgresql.insert(audit_log).on_conflict_do_nothing(index_elements=["event_id"])
-    return sqlite.insert(audit_log).on_conflict_do_nothing(index_elements=["event_id"])
-
-
-def row_params(dialect_name: str) -> Callable[[EntryRow], dict[str, Any]]:
-    """How a row becomes insert parameters on this backend."""
-    if dialect_name == "postgresql":
-        return _postgres_params
-    return _plain_params
-
-
-def _plain_params(row: EntryRow) -> dict[str, Any]:
-    return dict(zip(ROW_FIELDS, row, strict=True))
-
-
-def _postgres_params(row: EntryRow) -> dict[str, Any]:
-    params: dict[str, Any] = dict(zip(ROW_FIELDS, row, strict=True))
-    text = jsonb_text(row[4])  # Core's JSONB type encodes an object, not text
-    params["details_json"] = None if text is None else decode_details(text)
-    return params
-
-
 def _row_level(exc: SQLAlchemyError) -> bool:
     """True for an error about the row itself (a constraint, a value, a trigger's refusal)."""
     if isinstance(exc, IntegrityError | DataError):
@@ -202,23 +188,17 @@ def _row_level(exc: SQLAlchemyError) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "P0001"  # RAISE EXCEPTION
 
 
-def insert_new(connection: Connection, rows: Sequence[EntryRow]) -> int:
-    """Insert the rows whose event_id is not stored yet, in the caller's transaction."""
-    if not rows:
-        return 0
-    event_ids = [row[0] for row in rows]
-    present = connection.execute(
-        select(func.count()).select_from(audit_log).where(audit_log.c.event_id.in_(event_ids))
-    ).scalar_one()
-    to_params = row_params(connection.dialect.name)
-    connection.execute(insert_statement(connection.dialect.name), [to_params(r) for r in rows])
-    return len(set(event_ids)) - int(present)
+def insert_new(connection: Connection, rows: Sequence[EntryRow], *, hmac_key: bytes | None) -> int:
+    """Append the rows whose event_id is not stored yet, in the caller's transaction."""
+    return append(connection, rows, hmac_key=hmac_key, skip_stored=True)
 
 
-def insert_one(session: Session, row: EntryRow) -> int:
-    """Insert one row through the caller's ``session``, commit, and return its id."""
+def insert_one(session: Session, row: EntryRow, *, hmac_key: bytes | None) -> int:
+    """Append one row through the caller's ``session``, commit, and return its id."""
     try:
-        new_id = _insert_returning_id(session, row)
+        connection = session.connection()
+        append(connection, [row], hmac_key=hmac_key, skip_stored=True)
+        new_id = _id_of(connection, row[0])
         session.commit()
     except BaseException:
         session.rollback()  # or every later use of the caller's session fails
@@ -226,17 +206,12 @@ def insert_one(session: Session, row: EntryRow) -> int:
     return new_id
 
 
-@functools.cache
-def _returning_id(dialect_name: str) -> Insert:
-    return insert_statement(dialect_name).returning(audit_log.c.id)
-
-
-def _insert_returning_id(executor: Connection | Session, row: EntryRow) -> int:
-    """Insert one row in the executor's transaction; its id."""
-    bind = executor.get_bind() if isinstance(executor, Session) else executor
-    dialect_name = bind.dialect.name
-    params = row_params(dialect_name)(row)
-    return int(executor.execute(_returning_id(dialect_name), params).scalar_one())
+def _id_of(connection: Connection, event_id: str) -> int:
+    return int(
+        connection.execute(
+            select(audit_log.c.id).where(audit_log.c.event_id == event_id)
+        ).scalar_one()
+    )
 
 
 def create_schema(session: Session) -> None:
@@ -250,13 +225,15 @@ def create_schema(session: Session) -> None:
     session.commit()
 
 
-def open_database(url: str, *, create: bool = True, check_schema: bool = True) -> AuditDatabase:
+def open_database(
+    url: str, *, create: bool = True, check_schema: bool = True, hmac_key: bytes | None = None
+) -> AuditDatabase:
     """Check ``url``, connect, and check the schema: an empty database is created at head.
 
     With ``create=False`` (readers), nothing is created: a missing SQLite file or a
     database without the audit table is refused. With ``check_schema=False`` (the
     ``db`` commands, which look at or change the schema themselves) the database is
-    only connected to.
+    only connected to. With ``hmac_key``, appended entries carry an HMAC (keyed mode).
 
     Raises:
         AuditStorageError: the URL is malformed, names an unsupported backend or a
@@ -298,7 +275,7 @@ def open_database(url: str, *, create: bool = True, check_schema: bool = True) -
     except BaseException:
         engine.dispose()
         raise
-    return AuditDatabase(engine, shared_connection=shared)
+    return AuditDatabase(engine, shared_connection=shared, hmac_key=hmac_key)
 
 
 def _parse(url: str) -> URL:

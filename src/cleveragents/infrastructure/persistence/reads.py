@@ -10,7 +10,12 @@ from sqlalchemy import ColumnElement, Connection, func, select
 from sqlalchemy.orm import Session
 
 from cleveragents.domain.entry import AuditLogEntry
-from cleveragents.domain.event_types import AuditEventType, coerce_event_type
+from cleveragents.domain.event_types import (
+    SYSTEM_EVENT_TYPES,
+    AuditEventType,
+    SystemEventType,
+    coerce_stored_event_type,
+)
 from cleveragents.infrastructure.persistence.rows import row_to_entry
 from cleveragents.infrastructure.persistence.table import audit_log
 
@@ -24,18 +29,25 @@ class EntryFilter:
     """What ``count()`` and ``query()`` match: every given field must match.
 
     ``since`` is inclusive and ``until`` exclusive; both must be timezone-aware.
+    The library's own entries (writer accounting, retention) are left out unless
+    ``include_system`` is true or ``event_type`` names one of them.
     """
 
-    event_type: AuditEventType | str | None = None
+    event_type: AuditEventType | SystemEventType | str | None = None
     actor: str | None = None
     resource: str | None = None
     correlation_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    include_system: bool = False
 
     def __post_init__(self) -> None:
         if self.event_type is not None:
-            object.__setattr__(self, "event_type", coerce_event_type(self.event_type))
+            object.__setattr__(self, "event_type", coerce_stored_event_type(self.event_type))
+        if not isinstance(self.include_system, bool):
+            raise TypeError(
+                f"include_system must be a bool, not {type(self.include_system).__name__}"
+            )
         for name in ("actor", "resource", "correlation_id"):
             value = getattr(self, name)
             if value is not None and not isinstance(value, str):
@@ -55,6 +67,8 @@ class EntryFilter:
         clauses: list[ColumnElement[bool]] = []
         if self.event_type is not None:
             clauses.append(c.event_type == str(self.event_type))
+        elif not self.include_system:
+            clauses.append(c.event_type.not_in(sorted(SYSTEM_EVENT_TYPES)))
         if self.actor is not None:
             clauses.append(c.actor == self.actor)
         if self.resource is not None:

@@ -10,7 +10,14 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["AuditLogRecord", "Base", "UTCDateTime", "audit_log"]
+__all__ = [
+    "AuditChainHead",
+    "AuditLogRecord",
+    "Base",
+    "UTCDateTime",
+    "audit_chain",
+    "audit_log",
+]
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -63,6 +70,16 @@ class AuditLogRecord(Base):
     details_json: Mapped[Any | None] = mapped_column(JSON().with_variant(JSONB(), "postgresql"))
     correlation_id: Mapped[str | None] = mapped_column(String)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    # The hash chain (domain/chain.py), assigned by the insert under the chain's lock:
+    # seq is gapless and in commit order; NULL only on a row put there by hand,
+    # which verify reports as inserted.
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
+    hmac: Mapped[str | None] = mapped_column(String(64))  # keyed mode only
+    # Writer accounting: the service instance that accepted the entry, and its count.
+    writer_id: Mapped[str | None] = mapped_column(String(36))
+    writer_seq: Mapped[int | None] = mapped_column(BigInteger)
 
     # The filters of query(), count() and the command line. An equality filter is on
     # (column, id), so a filtered page in id order, forwards or backwards, is one
@@ -75,7 +92,26 @@ class AuditLogRecord(Base):
         Index("ix_audit_log_resource", "resource", "id"),
         Index("ix_audit_log_correlation_id", "correlation_id", "id"),
         Index("ix_audit_log_created_at", "created_at"),
+        Index("ux_audit_log_seq", "seq", unique=True),
     )
 
 
+class AuditChainHead(Base):
+    """The chain's one head row (``id = 1``): the lock writers take, and where verify starts.
+
+    ``head_*`` is the last entry appended; ``origin_*`` the first entry a verify
+    expects (seq 1 after GENESIS, moved forward by a purge, which declares it in
+    the chain with a ``retention.purged`` entry).
+    """
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    head_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    head_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    origin_seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    origin_prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
 audit_log = cast(Table, AuditLogRecord.__table__)
+audit_chain = cast(Table, AuditChainHead.__table__)

@@ -1,0 +1,254 @@
+"""Tamper evidence, as operations on an audit database: verify, checkpoint, purge.
+
+Used by :class:`AuditService` (``verify()``, ``checkpoint()``) and the command
+line (``verify``, ``checkpoint``, ``purge``). See the README's "Tamper evidence".
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import orjson
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
+
+from cleveragents.domain.errors import AuditStorageError
+from cleveragents.domain.event_types import SystemEventType
+from cleveragents.domain.verification import Checkpoint, VerifyReport
+from cleveragents.infrastructure.accounting import system_row
+from cleveragents.infrastructure.persistence.database import AuditDatabase
+from cleveragents.infrastructure.persistence.errors import describe
+from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.persistence.verify import (
+    PURGE_BATCH,
+    ChainHead,
+    delete_through,
+    move_origin,
+    plan_purge,
+    read_head,
+    verify_chain,
+)
+
+__all__ = [
+    "CheckpointingSink",
+    "PurgeReport",
+    "append_checkpoint",
+    "current_checkpoint",
+    "load_checkpoints",
+    "purge",
+    "verify",
+]
+
+_log = structlog.get_logger("cleveragents.audit")
+_PRIVATE = 0o600
+
+
+def verify(
+    database: AuditDatabase,
+    *,
+    hmac_key: bytes | None,
+    checkpoints: Iterable[Checkpoint] = (),
+    own_writer_id: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> VerifyReport:
+    """Verify the whole chain; a report with status UNVERIFIABLE if it cannot be read."""
+    try:
+        with database.connect() as connection:
+            return verify_chain(
+                connection,
+                hmac_key=hmac_key,
+                checkpoints=checkpoints,
+                own_writer_id=own_writer_id,
+                progress=progress,
+            )
+    except SQLAlchemyError as exc:
+        return VerifyReport.unverifiable(f"cannot read {database.url}: {describe(exc)}")
+
+
+def current_checkpoint(database: AuditDatabase) -> Checkpoint:
+    """A checkpoint of the chain head now.
+
+    Raises:
+        AuditStorageError: the head row is missing (the trail is damaged) or unreadable.
+    """
+    try:
+        with database.connect() as connection:
+            head = read_head(connection)
+    except SQLAlchemyError as exc:
+        raise AuditStorageError(f"cannot read {database.url}: {describe(exc)}") from exc
+    if head is None:
+        raise AuditStorageError(
+            f"the chain head of {database.url} is missing: run `cleveragents-audit verify`"
+        )
+    return head.checkpoint()
+
+
+def append_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Append ``checkpoint`` as one JSON line to ``path`` (created owner-only)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, _PRIVATE)
+    try:
+        os.write(fd, checkpoint.to_json() + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def load_checkpoints(path: str | os.PathLike[str]) -> list[Checkpoint]:
+    """Every checkpoint in ``path``: one JSON document, or JSON Lines of them.
+
+    Raises:
+        ValueError: the file holds something that is not a checkpoint (named by line).
+        OSError: the file cannot be read.
+    """
+    data = Path(path).read_bytes()
+    stripped = data.strip()
+    if not stripped:
+        raise ValueError(f"{path} is empty")
+    try:  # one (maybe pretty-printed) document
+        return [Checkpoint.from_json(_object(orjson.loads(stripped)))]
+    except orjson.JSONDecodeError:
+        pass
+    checkpoints: list[Checkpoint] = []
+    for number, line in enumerate(data.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            checkpoints.append(Checkpoint.from_json(_object(orjson.loads(line))))
+        except (orjson.JSONDecodeError, ValueError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from None
+    return checkpoints
+
+
+def _object(value: object) -> dict[str, object]:
+    if not isinstance(value, dict):
+        raise ValueError("not a JSON object")
+    return value
+
+
+class CheckpointingSink:
+    """The writer's sink when automatic checkpoints are on: writes, then checkpoints when due.
+
+    Due after ``every`` entries or ``interval_s`` seconds since the last one (whichever
+    comes first, where both are given). A checkpoint that cannot be written is
+    logged; it never fails the batch.
+    """
+
+    def __init__(
+        self,
+        database: AuditDatabase,
+        path: Path,
+        *,
+        every: int | None,
+        interval_s: float | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._database = database
+        self.path = path
+        self._every = every
+        self._interval_s = interval_s
+        self._clock = clock
+        self._since = 0
+        self._last = clock()
+
+    def write_batch(self, rows: Sequence[EntryRow]) -> None:
+        """Write ``rows``; then a checkpoint, when one is due."""
+        self._database.write_batch(rows)
+        self._since += len(rows)
+        due_by_count = self._every is not None and self._since >= self._every
+        due_by_time = (
+            self._interval_s is not None and self._clock() - self._last >= self._interval_s
+        )
+        if due_by_count or due_by_time:
+            self.write_now()
+
+    def write_now(self) -> None:
+        """Append a checkpoint of the head now (errors logged)."""
+        self._since = 0
+        self._last = self._clock()
+        try:
+            append_checkpoint(self.path, current_checkpoint(self._database))
+        except (OSError, AuditStorageError) as exc:
+            _log.error("audit_checkpoint_failed", path=str(self.path), error=str(exc))
+
+
+@dataclass(frozen=True, slots=True)
+class PurgeReport:
+    """What a purge removed."""
+
+    through_seq: int | None  # None: nothing was old enough
+    through_hash: str | None
+    deleted: int
+    before: datetime
+
+
+def purge(
+    database: AuditDatabase,
+    before: datetime,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> PurgeReport:
+    """Remove the prefix of the chain older than ``before``, so that ``verify`` still passes.
+
+    In order: a ``retention.purged`` entry (through seq and hash, count) is appended
+    through the chain, the prefix is deleted in batches (one transaction each), and
+    the head row's origin moves forward. Interrupted, it can simply be run again:
+    verify starts after the newest declaration in any case.
+
+    Raises:
+        ValueError: ``before`` is naive.
+        AuditStorageError: the database refused.
+    """
+    if before.tzinfo is None or before.utcoffset() is None:
+        raise ValueError(f"before must be timezone-aware, got the naive {before!r}")
+    try:
+        with database.connect() as connection:
+            plan = plan_purge(connection, before)
+            head = read_head(connection)
+        if plan is None or head is None:
+            return PurgeReport(None, None, 0, before)
+        declaration = system_row(
+            SystemEventType.RETENTION_PURGED,
+            {
+                "through_seq": plan.through_seq,
+                "through_hash": plan.through_hash,
+                "count": plan.count,
+                "before": before.isoformat(),
+            },
+            writer_id=None,
+        )
+        database.write_one((*declaration, None))
+        deleted = _delete_prefix(database, head, plan.through_seq, progress, plan.count)
+        with database.transaction() as connection:
+            move_origin(connection, plan.through_seq, plan.through_hash)
+    except SQLAlchemyError as exc:
+        raise AuditStorageError(f"purge of {database.url} failed: {describe(exc)}") from exc
+    _log.info(
+        "audit_purged",
+        through_seq=plan.through_seq,
+        deleted=deleted,
+        before=before.isoformat(),
+    )
+    return PurgeReport(plan.through_seq, plan.through_hash, deleted, before)
+
+
+def _delete_prefix(
+    database: AuditDatabase,
+    head: ChainHead,
+    through_seq: int,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> int:
+    deleted = 0
+    after = head.origin_seq - 1
+    while after < through_seq:
+        with database.transaction() as connection:
+            deleted += delete_through(connection, after, through_seq)
+        after = min(through_seq, after + PURGE_BATCH)
+        if progress is not None:
+            progress(deleted, total)
+    return deleted

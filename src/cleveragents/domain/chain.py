@@ -1,0 +1,100 @@
+"""The hash chain's canonical form: what is hashed, and how.
+
+Everything here can be recomputed with nothing but the standard library (the
+README's "Tamper evidence" section shows how)::
+
+    header = json.dumps(
+        {"actor": ..., "correlation_id": ..., "created_at": <int microseconds since
+         1970-01-01T00:00:00Z>, "details_sha256": sha256(details text, UTF-8).hexdigest(),
+         "event_id": ..., "event_type": ..., "resource": ..., "seq": ...,
+         "writer_id": ..., "writer_seq": ...},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    ).encode("utf-8")
+    entry_hash = sha256(ENTRY_TAG + bytes.fromhex(prev_hash) + header).hexdigest()
+    hmac       = HMAC-SHA256(key, HMAC_TAG + bytes.fromhex(entry_hash)).hexdigest()
+
+``prev_hash`` is the ``entry_hash`` of the entry with ``seq - 1``, or
+:data:`GENESIS_HASH` for ``seq == 1``. The header covers every stored field but
+``id`` (the database's own counter, checked separately: it must grow with
+``seq``), the hashes themselves, and the PostgreSQL ``details_json`` column, which
+is derived from ``details`` and checked against it.
+
+The header is produced with orjson, whose output for these value types (str,
+int, None) is byte for byte the standard library's above; a property test holds
+it to that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac as _hmac
+from datetime import UTC, datetime, timedelta
+
+import orjson
+
+__all__ = [
+    "ENTRY_TAG",
+    "GENESIS_HASH",
+    "HMAC_TAG",
+    "canonical_header",
+    "entry_hash",
+    "entry_hmac",
+    "epoch_micros",
+]
+
+#: Domain separation: these bytes start every hashed entry.
+ENTRY_TAG = b"cleveragents-audit/v1/entry\x00"
+#: Domain separation for the keyed MAC of an entry hash.
+HMAC_TAG = b"cleveragents-audit/v1/hmac\x00"
+#: ``prev_hash`` of the first entry of a chain.
+GENESIS_HASH = "0" * 64
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_sha256 = hashlib.sha256
+
+
+def epoch_micros(moment: datetime) -> int:
+    """``moment`` as integer microseconds since the Unix epoch, exactly (no float)."""
+    return (moment - _EPOCH) // _MICROSECOND
+
+
+def canonical_header(
+    *,
+    seq: int,
+    event_id: str,
+    event_type: str,
+    actor: str | None,
+    resource: str | None,
+    details: str,
+    correlation_id: str | None,
+    created_at: datetime,
+    writer_id: str | None,
+    writer_seq: int | None,
+) -> bytes:
+    """The canonical bytes of one entry's stored fields (see the module docstring)."""
+    return orjson.dumps(
+        {
+            "actor": actor,
+            "correlation_id": correlation_id,
+            "created_at": epoch_micros(created_at),
+            "details_sha256": _sha256(details.encode("utf-8")).hexdigest(),
+            "event_id": event_id,
+            "event_type": event_type,
+            "resource": resource,
+            "seq": seq,
+            "writer_id": writer_id,
+            "writer_seq": writer_seq,
+        },
+        option=orjson.OPT_SORT_KEYS,
+    )
+
+
+def entry_hash(prev_hash: str, header: bytes) -> str:
+    """``SHA-256(ENTRY_TAG || prev_hash || header)`` as lowercase hex."""
+    return _sha256(ENTRY_TAG + bytes.fromhex(prev_hash) + header).hexdigest()
+
+
+def entry_hmac(key: bytes, hash_hex: str) -> str:
+    """``HMAC-SHA256(key, HMAC_TAG || entry_hash)`` as lowercase hex."""
+    return _hmac.new(key, HMAC_TAG + bytes.fromhex(hash_hex), "sha256").hexdigest()
