@@ -35,6 +35,7 @@ from cleveragents.infrastructure.persistence.verify import (
 )
 
 __all__ = [
+    "Checkpoint",
     "CheckpointingSink",
     "PurgeReport",
     "append_checkpoint",

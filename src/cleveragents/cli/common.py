@@ -25,7 +25,11 @@ from typer.core import TyperGroup
 
 from cleveragents.config.settings import Settings
 from cleveragents.domain.errors import AuditError
-from cleveragents.domain.event_types import AuditEventType, coerce_event_type
+from cleveragents.domain.event_types import (
+    AuditEventType,
+    SystemEventType,
+    coerce_stored_event_type,
+)
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.errors import is_transient
 from cleveragents.infrastructure.persistence.reads import EntryFilter
@@ -43,6 +47,7 @@ __all__ = [
     "EventType",
     "Resource",
     "Since",
+    "System",
     "Until",
     "binary_stdout",
     "database_url_or_default",
@@ -198,6 +203,14 @@ Until = Annotated[
     typer.Option("--until", help=f"Entries before this time: {_TIME_HELP}", show_default=False),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON output (JSON Lines for entries).")]
+System = Annotated[
+    bool,
+    typer.Option(
+        "--system",
+        help="Include the library's own entries (writer.opened/closed/dropped/spooled, "
+        "retention.purged), which are left out by default.",
+    ),
+]
 
 
 # -- settings, the database, filters -------------------------------------------------------
@@ -239,13 +252,14 @@ def entry_filter(
     since: str | None,
     until: str | None,
     *,
+    system: bool = False,
     now: datetime | None = None,
 ) -> EntryFilter:
     """The filter the options describe; a bad event type or time is a one-line error."""
-    kind: AuditEventType | None = None
+    kind: AuditEventType | SystemEventType | None = None
     if event_type is not None:
         try:
-            kind = coerce_event_type(event_type)
+            kind = coerce_stored_event_type(event_type)
         except ValueError:
             fail(f"--type: unknown event type {event_type!r}; one of: {_TYPES}")
     now = now or datetime.now(UTC)
@@ -253,7 +267,7 @@ def entry_filter(
     end = None if until is None else parse_time(until, "--until", now=now)
     if start is not None and end is not None and start >= end:
         fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
-    return EntryFilter(kind, actor, resource, correlation_id, start, end)
+    return EntryFilter(kind, actor, resource, correlation_id, start, end, system)
 
 
 _AGO = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)

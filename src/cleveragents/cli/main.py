@@ -21,6 +21,7 @@ from cleveragents.cli.demo import DemoResult, run_demo
 from cleveragents.cli.query import query, tail
 from cleveragents.cli.replay import replay
 from cleveragents.cli.stats import stats
+from cleveragents.cli.trail import checkpoint, purge, verify
 from cleveragents.cli.transfer import export, import_
 from cleveragents.domain.errors import AuditError
 
@@ -110,6 +111,9 @@ app.command()(stats)
 app.add_typer(db_app, name="db")
 app.command()(replay)
 app.command()(bench)
+app.command()(verify)
+app.command()(checkpoint)
+app.command()(purge)
 
 
 def main() -> None:

@@ -23,6 +23,7 @@ from cleveragents.cli.common import (
     EventType,
     Resource,
     Since,
+    System,
     Until,
     binary_stdout,
     entry_filter,
@@ -84,12 +85,13 @@ def query(
         ),
     ] = None,
     as_json: AsJson = False,
+    system: System = False,
 ) -> None:
     """Entries matching every filter, oldest first, one page at a time (by id).
 
     The next page starts after the last id printed: --after-id ID.
     """
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until)
+    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
@@ -137,13 +139,14 @@ def tail(
         ),
     ] = 0.5,
     as_json: AsJson = False,
+    system: System = False,
 ) -> None:
     """The newest entries matching every filter; with -f, follow new ones until Ctrl-C.
 
     Following polls for ids above the last one seen (an index range read), so it
     costs the same on a trail of ten rows or ten million.
     """
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until)
+    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
     database = open_trail(database_url)
     printer = _Printer(as_json=as_json)
     try:

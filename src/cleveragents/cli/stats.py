@@ -19,6 +19,7 @@ from cleveragents.cli.common import (
     EventType,
     Resource,
     Since,
+    System,
     Until,
     binary_stdout,
     entry_filter,
@@ -44,9 +45,10 @@ def stats(
         int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")
     ] = 20,
     as_json: AsJson = False,
+    system: System = False,
 ) -> None:
     """Totals by event type and by actor for a period; rows, size, oldest and newest entry."""
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until)
+    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
     database = open_trail(database_url)
     try:
         with database.connect() as connection:

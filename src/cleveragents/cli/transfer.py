@@ -48,6 +48,7 @@ from cleveragents.cli.common import (
     EventType,
     Resource,
     Since,
+    System,
     Until,
     binary_stdout,
     entry_filter,
@@ -151,9 +152,10 @@ def export(
             show_default=False,
         ),
     ] = None,
+    system: System = False,
 ) -> None:
     """Write the matching entries, oldest first, as JSON Lines or CSV, in bounded memory."""
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until)
+    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
     database = open_trail(database_url)
     started = time.perf_counter()
     try:

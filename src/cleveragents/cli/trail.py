@@ -1,0 +1,255 @@
+"""``verify``, ``checkpoint`` and ``purge``: the tamper-evidence commands."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from cleveragents.application import trail
+from cleveragents.cli.common import (
+    AsJson,
+    CliError,
+    DatabaseUrl,
+    binary_stdout,
+    database_url_or_default,
+    load_settings,
+    open_trail,
+    parse_time,
+    stderr_console,
+    stdout_console,
+)
+from cleveragents.domain.errors import AuditError
+from cleveragents.domain.verification import VerifyReport, VerifyStatus
+from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
+
+__all__ = ["checkpoint", "purge", "verify"]
+
+_VERDICTS = {
+    VerifyStatus.INTACT: "intact",
+    VerifyStatus.TAMPERED: "TAMPERED",
+    VerifyStatus.LOSS_SUSPECTED: "loss suspected",
+    VerifyStatus.DECLARED_DROPS: "intact, with declared drops",
+    VerifyStatus.UNVERIFIABLE: "could not verify",
+}
+
+
+def _unverifiable(message: str) -> CliError:
+    return CliError(message, int(VerifyStatus.UNVERIFIABLE))
+
+
+def _key(key_env: str | None) -> bytes | None:
+    if key_env is not None:
+        value = os.environ.get(key_env)
+        if not value:
+            raise _unverifiable(f"--key-env: the environment variable {key_env} is not set")
+        return value.encode("utf-8")
+    secret = load_settings().audit_hmac_key
+    return None if secret is None else secret.get_secret_value().encode("utf-8")
+
+
+def verify(
+    database_url: DatabaseUrl = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--checkpoint",
+            help="A checkpoint file (from `checkpoint --out`, or audit_checkpoint_path): "
+            "every checkpoint in it is checked.",
+            show_default=False,
+        ),
+    ] = None,
+    key_env: Annotated[
+        str | None,
+        typer.Option(
+            "--key-env",
+            help="Name of the environment variable holding the HMAC key (default: "
+            "CLEVERAGENTS_AUDIT_HMAC_KEY when set).",
+            show_default=False,
+        ),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Verify the hash chain, the writers' accounting and checkpoints, in bounded memory.
+
+    Exit status: 0 intact, 1 tampered (altered, deleted, inserted or reordered
+    entries, truncation), 2 loss suspected (a writer that never closed, a hole in a
+    writer's sequence), 3 only declared drops, 4 could not verify.
+    """
+    key = _key(key_env)
+    checkpoints = []
+    if checkpoint_file is not None:
+        try:
+            checkpoints = trail.load_checkpoints(checkpoint_file)
+        except (OSError, ValueError) as exc:
+            raise _unverifiable(f"--checkpoint: {exc}") from None
+    try:
+        database = open_database(database_url_or_default(database_url), create=False)
+    except AuditError as exc:
+        raise _unverifiable(str(exc)) from None
+    try:
+        report = _run_verify(database, key, checkpoints)
+    finally:
+        database.dispose()
+    if as_json:
+        out = binary_stdout()
+        out.write(orjson.dumps(report.to_dict()) + b"\n")
+        out.flush()
+    else:
+        _print_report(report, database.url)
+    raise typer.Exit(report.exit_code)
+
+
+def _run_verify(
+    database: AuditDatabase, key: bytes | None, checkpoints: list[trail.Checkpoint]
+) -> VerifyReport:
+    console = stderr_console()
+    with Progress(
+        TextColumn("verifying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("verifying", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=max(total, done))
+
+        return trail.verify(database, hmac_key=key, checkpoints=checkpoints, progress=advance)
+
+
+def _print_report(report: VerifyReport, url: str) -> None:
+    console = stdout_console()
+    if report.error is not None:
+        console.print(f"could not verify {url}: {report.error}", soft_wrap=True)
+        return
+    span = f"seq {report.first_seq}..{report.last_seq}" if report.first_seq is not None else "empty"
+    console.print(
+        f"{_VERDICTS[report.status]}: {report.entries:,} entries ({span}), "
+        f"{report.writers} writers, HMAC {'checked' if report.hmac_checked else 'not used'}, "
+        f"{report.checkpoints} checkpoints checked ({url})",
+        soft_wrap=True,
+    )
+    if not report.findings:
+        return
+    if not console.is_terminal:
+        for f in report.findings:
+            console.print(
+                "\t".join(
+                    str(v) if v is not None else ""
+                    for v in (f.kind.value, f.seq, f.id, f.event_id, f.writer_id, f.message)
+                ),
+                soft_wrap=True,
+                markup=False,
+            )
+    else:
+        table = Table()
+        for column in ("kind", "seq", "id", "event_id", "writer", "what"):
+            table.add_column(column, overflow="fold")
+        for f in report.findings:
+            table.add_row(
+                f.kind.value,
+                "" if f.seq is None else str(f.seq),
+                "" if f.id is None else str(f.id),
+                f.event_id or "",
+                f.writer_id or "",
+                f.message,
+            )
+        console.print(table)
+    shown, total = len(report.findings), sum(report.counts.values())
+    if total > shown:
+        console.print(f"... {total - shown:,} more findings: {dict(report.counts)}")
+
+
+def checkpoint(
+    database_url: DatabaseUrl = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            "-o",
+            help="Append the checkpoint to this file (one JSON line; created owner-only). "
+            "Default: print it.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the chain head (seq, entry_hash, count, time) as a small JSON document.
+
+    Keep it away from the database (another host, write-once storage): `verify
+    --checkpoint FILE` then proves that nothing up to it was truncated or rewritten.
+    """
+    database = open_trail(database_url)
+    try:
+        point = trail.current_checkpoint(database)
+    finally:
+        database.dispose()
+    if out is None:
+        stdout = binary_stdout()
+        stdout.write(point.to_json() + b"\n")
+        stdout.flush()
+        return
+    try:
+        trail.append_checkpoint(out, point)
+    except OSError as exc:
+        raise CliError(f"cannot write {out}: {exc.strerror}") from None
+    stderr_console().print(f"checkpoint at seq {point.seq} appended to {out}")
+
+
+def purge(
+    before: Annotated[
+        str,
+        typer.Option(
+            "--before",
+            help="Remove entries older than this (ISO 8601, or a time ago such as 90d); "
+            "only a prefix of the chain goes.",
+        ),
+    ],
+    database_url: DatabaseUrl = None,
+    as_json: AsJson = False,
+) -> None:
+    """Remove the oldest entries, keeping the chain verifiable.
+
+    Only a prefix of the chain is removed (it ends at the first entry at or after
+    --before), in batches; a retention.purged entry declares it (through seq and
+    hash, count) and verify starts after it. Run verify first: what is purged can
+    no longer be checked.
+    """
+    moment = parse_time(before, "--before")
+    settings = load_settings(database_url)
+    secret = settings.audit_hmac_key
+    key = None if secret is None else secret.get_secret_value().encode("utf-8")
+    try:
+        database = open_database(settings.database_url, create=False, hmac_key=key)
+    except AuditError as exc:
+        raise CliError(str(exc)) from None
+    try:
+        report = trail.purge(database, moment)
+    finally:
+        database.dispose()
+    if as_json:
+        stdout = binary_stdout()
+        document = {
+            "before": report.before.isoformat(),
+            "through_seq": report.through_seq,
+            "through_hash": report.through_hash,
+            "deleted": report.deleted,
+        }
+        stdout.write(orjson.dumps(document) + b"\n")
+        stdout.flush()
+        return
+    if report.through_seq is None:
+        stdout_console().print(f"nothing older than {moment.isoformat()} to purge")
+    else:
+        stdout_console().print(
+            f"purged {report.deleted:,} entries (through seq {report.through_seq}) older than "
+            f"{moment.isoformat()}"
+        )
