@@ -15,6 +15,7 @@ from pathlib import Path
 
 import orjson
 import structlog
+from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditStorageError
@@ -24,9 +25,9 @@ from cleveragents.infrastructure.accounting import system_row
 from cleveragents.infrastructure.persistence.database import AuditDatabase
 from cleveragents.infrastructure.persistence.errors import describe
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.persistence.table import audit_log
 from cleveragents.infrastructure.persistence.verify import (
     PURGE_BATCH,
-    ChainHead,
     delete_through,
     move_origin,
     plan_purge,
@@ -209,8 +210,7 @@ def purge(
     try:
         with database.connect() as connection:
             plan = plan_purge(connection, before)
-            head = read_head(connection)
-        if plan is None or head is None:
+        if plan is None:
             return PurgeReport(None, None, 0, before)
         declaration = system_row(
             SystemEventType.RETENTION_PURGED,
@@ -223,7 +223,7 @@ def purge(
             writer_id=None,
         )
         database.write_one((*declaration, None))
-        deleted = _delete_prefix(database, head, plan.through_seq, progress, plan.count)
+        deleted = _delete_prefix(database, plan.through_id, progress, plan.count)
         with database.transaction() as connection:
             move_origin(connection, plan.through_seq, plan.through_hash)
     except SQLAlchemyError as exc:
@@ -239,17 +239,17 @@ def purge(
 
 def _delete_prefix(
     database: AuditDatabase,
-    head: ChainHead,
-    through_seq: int,
+    through_id: int,
     progress: Callable[[int, int], None] | None,
     total: int,
 ) -> int:
     deleted = 0
-    after = head.origin_seq - 1
-    while after < through_seq:
+    with database.connect() as connection:
+        after = int(connection.execute(select(func.min(audit_log.c.id))).scalar_one() or 1) - 1
+    while after < through_id:
         with database.transaction() as connection:
-            deleted += delete_through(connection, after, through_seq)
-        after = min(through_seq, after + PURGE_BATCH)
+            deleted += delete_through(connection, after, through_id)
+        after = min(through_id, after + PURGE_BATCH)
         if progress is not None:
             progress(deleted, total)
     return deleted

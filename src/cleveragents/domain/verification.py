@@ -1,6 +1,7 @@
 """Verifying the chain: findings, the report, checkpoints, and the verifier itself.
 
-:class:`ChainVerifier` is fed the stored rows in ``seq`` order (by
+:class:`ChainVerifier` is fed the stored rows in ``id`` order, which is commit
+order and must be ``seq`` order (by
 ``persistence/verify.py``, which pages through the database) and keeps only a
 bounded state: the previous row, and per writer its next expected
 ``writer_seq``, holes and declarations. What it reports, with seq, id and kind:
@@ -225,7 +226,7 @@ class StoredRow:
     """One stored row, as the verifier needs it."""
 
     id: int
-    seq: int
+    seq: int | None
     event_id: str
     event_type: str
     actor: str | None
@@ -280,7 +281,7 @@ def _subtract(holes: list[list[int]], declared: list[list[int]]) -> tuple[int, i
 
 
 class ChainVerifier:
-    """Checks rows fed in ``seq`` order; :meth:`finish` gives the report.
+    """Checks rows fed in ``id`` (commit) order; :meth:`finish` gives the report.
 
     ``start_seq``/``start_prev_hash``: where the chain is expected to begin (1 and
     GENESIS, or just after the newest ``retention.purged`` declaration).
@@ -308,7 +309,6 @@ class ChainVerifier:
         self._writers: dict[str, _Writer] = {}
         self._findings: list[Finding] = []
         self._counts: dict[str, int] = {}
-        self._last_id: int | None = None
         self._entries = 0
         self._first_seq: int | None = None
         self._last_seq: int | None = None
@@ -344,20 +344,21 @@ class ChainVerifier:
     # -- rows ------------------------------------------------------------------------
 
     def feed(self, row: StoredRow) -> None:
-        """Check one row; rows come in ascending ``seq``."""
+        """Check one row; rows come in ascending ``id`` (which is commit order)."""
+        if row.seq is None:
+            self.report(
+                FindingKind.INSERTED,
+                "a row without seq: it was never appended by a writer",
+                row,
+            )
+            return
+        if row.seq < self._start_seq and self._expected_seq == self._start_seq:
+            return  # left by a purge that did not finish: declared removed, not checked
         self._entries += 1
         if self._first_seq is None:
             self._first_seq = row.seq
         self._check_link(row)
         self._check_hash(row)
-        if self._last_id is not None and row.id <= self._last_id:
-            self.report(
-                FindingKind.REORDERED,
-                f"id {row.id} is not after the id {self._last_id} of the entry before it:"
-                " rows were moved",
-                row,
-            )
-        self._last_id = row.id
         checkpoint = self._checkpoints.get(row.seq)
         if checkpoint is not None and checkpoint.entry_hash != row.entry_hash:
             self.report(
@@ -368,12 +369,13 @@ class ChainVerifier:
             )
         if row.writer_id is not None and row.writer_seq is not None:
             self._account(row)
-        self._expected_seq = row.seq + 1
+        self._expected_seq = max(self._expected_seq, row.seq + 1)
         self._expected_prev = row.entry_hash or ""
         self._last_seq = row.seq
         self._head_hash = row.entry_hash
 
     def _check_link(self, row: StoredRow) -> None:
+        assert row.seq is not None
         if row.seq > self._expected_seq:
             missing = row.seq - self._expected_seq
             self.report(
@@ -382,8 +384,13 @@ class ChainVerifier:
                 f" (seq {self._expected_seq}" + (f"..{row.seq - 1})" if missing > 1 else ")"),
                 row,
             )
-        elif row.seq < self._expected_seq:  # only if the unique index was dropped
-            self.report(FindingKind.INSERTED, f"seq {row.seq} appears twice", row)
+        elif row.seq < self._expected_seq:
+            self.report(
+                FindingKind.REORDERED,
+                f"seq {row.seq} comes after seq {self._expected_seq - 1} in commit (id) order:"
+                " entries were moved, or this seq was changed",
+                row,
+            )
         elif row.prev_hash != self._expected_prev:
             self.report(
                 FindingKind.INSERTED,
@@ -393,6 +400,7 @@ class ChainVerifier:
             )
 
     def _check_hash(self, row: StoredRow) -> None:
+        assert row.seq is not None
         header = canonical_header(
             seq=row.seq,
             event_id=row.event_id,
@@ -430,6 +438,7 @@ class ChainVerifier:
         writer_id, number = row.writer_id, row.writer_seq
         assert writer_id is not None
         assert number is not None
+        assert row.seq is not None
         writer = self._writers.get(writer_id)
         if writer is None:
             # A writer seen first after a purge may have begun before the purged prefix.
@@ -471,30 +480,12 @@ class ChainVerifier:
 
     # -- the end ---------------------------------------------------------------------
 
-    def finish(
-        self,
-        *,
-        head_seq: int | None,
-        rows_outside_chain: Iterable[tuple[int, str]] = (),
-        beyond_head: int | None = None,
-    ) -> VerifyReport:
+    def finish(self, *, head_seq: int | None) -> VerifyReport:
         """Close the checks: the end of the chain, checkpoints, writers; the report.
 
-        ``head_seq``: the head row's seq when the rows were read (None: it is missing);
-        the rows fed are those up to it. ``beyond_head``: the first seq of rows found
-        past the head row, which no writer can leave.
+        ``head_seq``: the head row's seq, read in the same snapshot as the last id of
+        the rows fed (None: the head row is missing).
         """
-        for row_id, event_id in rows_outside_chain:
-            self._counts[FindingKind.INSERTED.value] = self._counts.get("inserted", 0) + 1
-            if len(self._findings) < MAX_FINDINGS:
-                self._findings.append(
-                    Finding(
-                        FindingKind.INSERTED,
-                        "a row without seq: it was never appended by a writer",
-                        id=row_id,
-                        event_id=event_id,
-                    )
-                )
         last = self._expected_seq - 1
         if head_seq is None:
             self.report(
@@ -508,12 +499,12 @@ class ChainVerifier:
                 f" {head_seq - last} entries were removed from the end",
                 seq=last + 1,
             )
-        if beyond_head is not None:
+        elif head_seq < last:
             self.report(
                 FindingKind.INSERTED,
-                f"entries after the chain head (from seq {beyond_head}): appended outside a"
-                " writer, or the head row was set back",
-                seq=beyond_head,
+                f"entries after the chain head (seq {head_seq}): appended outside a writer,"
+                " or the head row was set back",
+                seq=head_seq + 1,
             )
         for checkpoint in sorted(self._checkpoints.values(), key=lambda cp: cp.seq):
             if checkpoint.seq > last:

@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from cleveragents.domain.chain import canonical_header, entry_hash, entry_hmac
+from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
@@ -103,33 +103,25 @@ def append(
             f"the chain head (row 1 of {audit_chain.name}) is missing, so no entry can be"
             " chained: the trail was damaged or tampered with; run `cleveragents-audit verify`"
         )
-    seq, prev = int(head[0]), str(head[1])
+    seq, prev_hex = int(head[0]), str(head[1])
+    prev = bytes.fromhex(prev_hex)
+    stored_time = _aware if postgres else sqlite_time_text
     linked: list[tuple[Any, ...]] = []
     for row in rows:
         seq += 1
-        header = canonical_header(
-            seq=seq,
-            event_id=row[0],
-            event_type=row[1],
-            actor=row[2],
-            resource=row[3],
-            details=row[4],
-            correlation_id=row[5],
-            created_at=row[6],
-            writer_id=row[7],
-            writer_seq=row[8],
-        )
-        hashed = entry_hash(prev, header)
+        digest = entry_digest(prev, canonical_header(seq, *row))
+        hashed = digest.hex()
         mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
-        linked.append((*row, seq, prev, hashed, mac))
-        prev = hashed
+        # In the column order of the INSERT (ROW_FIELDS, then the chain's fields).
+        linked.append((*row[:6], stored_time(row[6]), row[7], row[8], seq, prev_hex, hashed, mac))
+        prev, prev_hex = digest, hashed
     insert = _postgres_copy if postgres else _sqlite_insert
     inserted = insert(connection, linked)
     if inserted != len(linked):
         raise StoredAlreadyError(
             f"{len(linked) - inserted} of {len(linked)} rows are stored already"
         )
-    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev))
+    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev_hex))
     return inserted
 
 
@@ -167,9 +159,7 @@ def _new_rows(connection: Connection, rows: Sequence[EntryRow]) -> list[EntryRow
 
 
 def _sqlite_insert(connection: Connection, linked: list[tuple[Any, ...]]) -> int:
-    params = [(*row[:6], sqlite_time_text(row[6]), *row[7:]) for row in linked]
-    result = connection.exec_driver_sql(_SQLITE_INSERT, params)
-    return int(result.rowcount)
+    return int(connection.exec_driver_sql(_SQLITE_INSERT, linked).rowcount)
 
 
 def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int:
@@ -181,7 +171,7 @@ def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int
     try:
         with cursor.copy(_POSTGRES_COPY) as copy:
             for row in linked:
-                copy.write_row((*row[:6], _aware(row[6]), *row[7:], jsonb_text(row[4])))
+                copy.write_row((*row, jsonb_text(row[4])))
         cursor.execute(_POSTGRES_MOVE)
         return int(cursor.rowcount)
     except dialect.loaded_dbapi.Error as exc:
@@ -206,6 +196,8 @@ def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int
 
 def sqlite_time_text(moment: datetime) -> str:
     """``moment`` in UTC as SQLite stores SQLAlchemy DateTimes: ``YYYY-MM-DD HH:MM:SS.ffffff``."""
+    if moment.tzinfo is UTC:  # record()'s own times: no offset to look up
+        return moment.isoformat(" ", "microseconds")[:26]
     if _aware(moment).utcoffset():
         moment = moment.astimezone(UTC)
     return moment.isoformat(" ", "microseconds")[:26]

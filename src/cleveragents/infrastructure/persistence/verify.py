@@ -111,18 +111,32 @@ def _purge_declarations(connection: Connection) -> list[tuple[int, str]]:
     return declared
 
 
-def _pages(
-    connection: Connection, after_seq: int, through_seq: int | None
-) -> Iterator[list[StoredRow]]:
+def _pages(connection: Connection, through_id: int) -> Iterator[list[StoredRow]]:
+    """The rows with ``id <= through_id``, in id (commit) order, a page at a time."""
+    after_id = 0
     while True:
-        statement = select(*_COLUMNS).where(audit_log.c.seq > after_seq)
-        if through_seq is not None:
-            statement = statement.where(audit_log.c.seq <= through_seq)
-        rows = connection.execute(statement.order_by(audit_log.c.seq).limit(VERIFY_PAGE)).all()
+        rows = connection.execute(
+            select(*_COLUMNS)
+            .where(audit_log.c.id > after_id, audit_log.c.id <= through_id)
+            .order_by(audit_log.c.id)
+            .limit(VERIFY_PAGE)
+        ).all()
         if not rows:
             return
         yield [StoredRow(**row._mapping) for row in rows]
-        after_seq = rows[-1].seq
+        after_id = rows[-1].id
+
+
+def _snapshot(connection: Connection) -> tuple[int | None, int]:
+    """(head_seq, the last id) in one statement, so in one snapshot: the rows up to that id
+    are exactly those the head row accounts for; writers append on while verify reads."""
+    head_seq, last_id = connection.execute(
+        select(
+            select(audit_chain.c.head_seq).where(audit_chain.c.id == 1).scalar_subquery(),
+            select(func.max(audit_log.c.id)).scalar_subquery(),
+        )
+    ).one()
+    return (None if head_seq is None else int(head_seq)), int(last_id or 0)
 
 
 def verify_chain(
@@ -133,12 +147,12 @@ def verify_chain(
     own_writer_id: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> VerifyReport:
-    """Stream the whole chain through a :class:`ChainVerifier`; its report.
+    """Stream the whole chain, in id order, through a :class:`ChainVerifier`; its report.
 
     ``progress(done, total)`` is called after every page.
     """
     checkpoints = list(checkpoints)
-    head = read_head(connection)
+    head_seq, last_id = _snapshot(connection)
     declared = _purge_declarations(connection)
     start_seq, start_prev = 1, GENESIS_HASH
     if declared:
@@ -162,79 +176,59 @@ def verify_chain(
                         "a purge declares a different hash at this checkpoint's seq",
                         seq=checkpoint.seq,
                     )
-    total = 0 if head is None else head.count
+    total = 0 if head_seq is None else max(0, head_seq - start_seq + 1)
     done = 0
-    # The chain up to the head read above: writers append on while it is verified.
-    for page in _pages(connection, start_seq - 1, None if head is None else head.seq):
+    for page in _pages(connection, last_id):
         for row in page:
             verifier.feed(row)
         done += len(page)
         if progress is not None:
             progress(done, total)
-    # Rows below the start (deleted by a purge that did not finish) are not checked;
-    # rows with no seq at all were never appended by a writer.
-    outside = connection.execute(
-        select(audit_log.c.id, audit_log.c.event_id).where(audit_log.c.seq.is_(None)).limit(1000)
-    ).all()
-    # One statement, so one snapshot: committed rows never lie beyond the head.
-    head_now, last_now = connection.execute(
-        select(
-            select(audit_chain.c.head_seq).where(audit_chain.c.id == 1).scalar_subquery(),
-            select(func.max(audit_log.c.seq)).scalar_subquery(),
-        )
-    ).one()
-    beyond = head_now is not None and last_now is not None and int(last_now) > int(head_now)
-    return verifier.finish(
-        head_seq=None if head is None else head.seq,
-        rows_outside_chain=[(int(r[0]), str(r[1])) for r in outside],
-        beyond_head=int(head_now) + 1 if beyond else None,
-    )
+    return verifier.finish(head_seq=head_seq)
 
 
 @dataclass(frozen=True, slots=True)
 class PurgePlan:
-    """What a purge removes: the chain prefix ``origin_seq..through_seq``."""
+    """What a purge removes: the rows up to ``through_id``, the chain up to ``through_seq``."""
 
+    through_id: int
     through_seq: int
     through_hash: str
     count: int
 
 
 def plan_purge(connection: Connection, before: datetime) -> PurgePlan | None:
-    """The longest prefix of the kept chain whose entries are all older than ``before``.
+    """The longest prefix of the chain (in commit order) whose entries are all older than
+    ``before``; None when nothing goes.
 
     Only a prefix: an entry at or after ``before`` ends it, even if older ones follow
-    (timestamps are the writers' claims, and clocks differ). None when nothing goes.
+    (timestamps are the writers' claims, and clocks differ).
     """
-    head = read_head(connection)
-    if head is None or head.count == 0:
-        return None
     first_kept = connection.execute(
-        select(func.min(audit_log.c.seq)).where(
-            audit_log.c.seq >= head.origin_seq, audit_log.c.created_at >= before
-        )
+        select(audit_log.c.id)
+        .where(audit_log.c.created_at >= before)
+        .order_by(audit_log.c.id)
+        .limit(1)
     ).scalar_one_or_none()
-    through = head.seq if first_kept is None else int(first_kept) - 1
-    if through < head.origin_seq:
-        return None
-    row = connection.execute(
-        select(audit_log.c.entry_hash).where(audit_log.c.seq == through)
-    ).first()
-    if row is None:
+    last = select(audit_log.c.id, audit_log.c.seq, audit_log.c.entry_hash).where(
+        audit_log.c.seq.is_not(None)
+    )
+    if first_kept is not None:
+        last = last.where(audit_log.c.id < first_kept)
+    row = connection.execute(last.order_by(audit_log.c.id.desc()).limit(1)).first()
+    if row is None or row.entry_hash is None:
         return None
     count = connection.execute(
-        select(func.count())
-        .select_from(audit_log)
-        .where(audit_log.c.seq >= head.origin_seq, audit_log.c.seq <= through)
+        select(func.count()).select_from(audit_log).where(audit_log.c.id <= row.id)
     ).scalar_one()
-    return PurgePlan(through, str(row[0]), int(count))
+    return PurgePlan(int(row.id), int(row.seq), str(row.entry_hash), int(count))
 
 
-def delete_through(connection: Connection, after_seq: int, through_seq: int) -> int:
-    """Delete one batch of the prefix: seq in (after_seq, after_seq + PURGE_BATCH]; rows gone."""
-    upper = min(through_seq, after_seq + PURGE_BATCH)
+def delete_through(connection: Connection, after_id: int, through_id: int) -> int:
+    """Delete one batch of the prefix, ids in (after_id, after_id + PURGE_BATCH]; rows gone."""
+    upper = min(through_id, after_id + PURGE_BATCH)
     result = connection.execute(
-        delete(audit_log).where(audit_log.c.seq > after_seq, audit_log.c.seq <= upper)
+        delete(audit_log).where(audit_log.c.id > after_id, audit_log.c.id <= upper)
     )
     return int(result.rowcount)
 

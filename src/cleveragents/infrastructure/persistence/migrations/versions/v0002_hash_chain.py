@@ -6,8 +6,8 @@ Created: 2026-11-29
 
 Adds ``seq``, ``prev_hash``, ``entry_hash``, ``hmac``, ``writer_id`` and
 ``writer_seq`` to ``audit_log`` (nullable: a row inserted by hand, without them,
-is what ``verify`` reports as inserted), a unique index on ``seq``, and the
-``audit_chain`` table whose one row is the chain head that writers lock.
+is what ``verify`` reports as inserted) and the ``audit_chain`` table whose one
+row is the chain head that writers lock. No index on ``seq``: it follows ``id``.
 
 Rows already in the table are chained in ``id`` order, with no writer (they were
 written before writers were accounted) and no HMAC (a migration never sees the
@@ -44,7 +44,6 @@ def upgrade() -> None:
     """Add the chain columns and head, and chain the rows already there."""
     for name, type_ in _COLUMNS:
         op.add_column("audit_log", sa.Column(name, type_, nullable=True))
-    op.create_index("ux_audit_log_seq", "audit_log", ["seq"], unique=True)
     chain = op.create_table(
         "audit_chain",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -124,6 +123,5 @@ def _chain_existing_rows() -> tuple[int, str]:
 def downgrade() -> None:
     """Drop the chain (the hashes are lost: the trail is no longer tamper-evident)."""
     op.drop_table("audit_chain")
-    op.drop_index("ux_audit_log_seq", table_name="audit_log")
     for name, _ in reversed(_COLUMNS):
         op.drop_column("audit_log", name)
