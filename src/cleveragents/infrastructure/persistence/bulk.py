@@ -109,11 +109,12 @@ def append(
     linked: list[tuple[Any, ...]] = []
     for row in rows:
         seq += 1
+        created_at = stored_time(row[6])  # first: a naive time is a ValueError, not a TypeError
         digest = entry_digest(prev, canonical_header(seq, *row))
         hashed = digest.hex()
         mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
         # In the column order of the INSERT (ROW_FIELDS, then the chain's fields).
-        linked.append((*row[:6], stored_time(row[6]), row[7], row[8], seq, prev_hex, hashed, mac))
+        linked.append((*row[:6], created_at, row[7], row[8], seq, prev_hex, hashed, mac))
         prev, prev_hex = digest, hashed
     insert = _postgres_copy if postgres else _sqlite_insert
     inserted = insert(connection, linked)

@@ -65,6 +65,7 @@ UPGRADE_HINT = (
     "naming this database)"
 )
 _TABLE = "audit_log"
+_CHAIN_TABLE = "audit_chain"
 # Key of the PostgreSQL advisory lock held while the schema is created or upgraded.
 _PG_LOCK_KEY = zlib.crc32(b"cleveragents-audit schema")
 _BASE_COLUMNS = frozenset(
@@ -222,12 +223,40 @@ def upgrade(engine: Engine, safe_url: str) -> tuple[SchemaState, SchemaState]:
 
 
 def _create_at_head(connection: Connection, state: SchemaState) -> None:
-    """Run every migration; a version left behind by a dropped table is cleared first."""
+    """Run every migration; a version left behind by a dropped table is cleared first.
+
+    The chain head such a table left behind is kept: new entries continue its ``seq``,
+    so ``verify`` reports the dropped entries as deleted instead of seeing a new trail.
+    """
     config = alembic_config(connection)
+    kept: dict[str, Any] | None = None
     with _quiet_alembic():
         if state.revision is not None:
+            kept = _take_chain_head(connection)
             command.stamp(config, "base")
         command.upgrade(config, "head")
+    if kept is not None:
+        connection.execute(
+            text(
+                f"UPDATE {_CHAIN_TABLE} SET head_seq = :head_seq, head_hash = :head_hash,"
+                " origin_seq = :origin_seq, origin_prev_hash = :origin_prev_hash WHERE id = 1"
+            ),
+            kept,
+        )
+
+
+def _take_chain_head(connection: Connection) -> dict[str, Any] | None:
+    """Drop a chain-head table left behind by a dropped ``audit_log``; its head row, if any."""
+    if not inspect(connection).has_table(_CHAIN_TABLE):
+        return None
+    row = connection.execute(
+        text(
+            "SELECT head_seq, head_hash, origin_seq, origin_prev_hash"
+            f" FROM {_CHAIN_TABLE} WHERE id = 1"
+        )
+    ).first()
+    connection.execute(text(f"DROP TABLE {_CHAIN_TABLE}"))
+    return None if row is None else dict(row._mapping)
 
 
 class _ThisThreadOnly(logging.Filter):
