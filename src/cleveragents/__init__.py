@@ -17,10 +17,17 @@ from cleveragents.domain.errors import (
     AuditServiceClosedError,
     AuditStorageError,
 )
-from cleveragents.domain.event_types import AuditEventType
+from cleveragents.domain.event_types import AuditEventType, SystemEventType
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
+from cleveragents.domain.verification import (
+    Checkpoint,
+    Finding,
+    FindingKind,
+    VerifyReport,
+    VerifyStatus,
+)
 
 __all__ = [
     "AuditError",
@@ -32,10 +39,16 @@ __all__ = [
     "AuditServiceClosedError",
     "AuditStats",
     "AuditStorageError",
+    "Checkpoint",
     "DomainEvent",
+    "Finding",
+    "FindingKind",
     "ReactiveEventBus",
     "RejectedLine",
     "ReplayReport",
     "Settings",
+    "SystemEventType",
+    "VerifyReport",
+    "VerifyStatus",
     "install_signal_handlers",
 ]
