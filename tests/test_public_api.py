@@ -61,6 +61,12 @@ def test_star_import_gives_the_contract() -> None:
         ("cleveragents.domain.events", "DomainEvent"),
         ("cleveragents.domain.errors", "AuditServiceClosedError"),
         ("cleveragents.domain.errors", "AuditQueueFullError"),
+        ("cleveragents.domain.event_types", "SystemEventType"),
+        ("cleveragents.domain.verification", "VerifyReport"),
+        ("cleveragents.domain.verification", "VerifyStatus"),
+        ("cleveragents.domain.verification", "Checkpoint"),
+        ("cleveragents.domain.verification", "Finding"),
+        ("cleveragents.domain.verification", "FindingKind"),
     ],
 )
 def test_names_live_in_the_runtime_layout(module: str, name: str) -> None:
@@ -105,8 +111,25 @@ def test_signatures_match_the_contract() -> None:
         "until",
         "after_id",
         "limit",
+        "include_system",
     }
     assert query.parameters["limit"].default == 100
+    count = inspect.signature(cleveragents.AuditService.count)
+    assert set(count.parameters) == set(query.parameters) - {"after_id", "limit"}
+    get = inspect.signature(cleveragents.AuditService.get)
+    assert list(get.parameters) == ["self", "event_id", "include_system"]
+    for method in (query, count, get):  # the library's own entries only when asked
+        assert method.parameters["include_system"].default is False
+        assert method.parameters["include_system"].kind is inspect.Parameter.KEYWORD_ONLY
+    verify = inspect.signature(cleveragents.AuditService.verify)
+    assert list(verify.parameters) == ["self", "checkpoint", "progress"]
+    assert all(
+        verify.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
+        and verify.parameters[name].default is None
+        for name in ["checkpoint", "progress"]
+    )
+    assert list(inspect.signature(cleveragents.AuditService.checkpoint).parameters) == ["self"]
+    assert isinstance(inspect.getattr_static(cleveragents.AuditService, "writer_id"), property)
     assert inspect.signature(cleveragents.AuditService.flush).parameters["timeout"].default is None
     subscribe = inspect.signature(cleveragents.ReactiveEventBus.subscribe)
     assert list(subscribe.parameters) == ["self", "handler", "event_type"]

@@ -71,6 +71,8 @@ def _row(
         encode_details(details),
         correlation_id,
         T0 + timedelta(minutes=minutes, microseconds=minutes * 7 + 1),
+        None,  # hand-made: no writer
+        None,
     )
 
 
@@ -118,7 +120,10 @@ def make_rows() -> list[EntryRow]:
 
 
 def write_rows(url: str, rows: Sequence[EntryRow]) -> None:
-    """Commit ``rows`` as they are (times included), creating the database at head."""
+    """Append ``rows`` to the chain as they are (times included), creating the database at head.
+
+    Through the chain, as the library writes: the trail made verifies intact.
+    """
     database = open_database(url)
     try:
         database.write_batch(list(rows))

@@ -199,7 +199,7 @@ def test_tail_follow_sees_what_another_process_commits(
     assert writer.returncode == 0, writer.stderr
     seen = [next_entry(lines) for _ in range(200)]
     assert [e["details"]["seq"] for e in seen] == list(range(200))  # type: ignore[index]
-    assert [e["id"] for e in seen] == list(range(13, 213))
+    assert [e["id"] for e in seen] == list(range(14, 214))  # 13: its writer.opened
     assert {e["actor"] for e in seen} == {"other-process"}
     assert seen[0]["details"]["token"] == "[REDACTED]"  # type: ignore[index]
     process.send_signal(signal.SIGINT)

@@ -13,12 +13,13 @@ from cleveragents.cli.follow import Follower
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.reads import EntryFilter
+from cleveragents.infrastructure.persistence.rows import EntryRow
 from tests.cli.conftest import Trail, write_rows
 
 
-def row(actor: str) -> tuple[str, str, str, None, str, None, datetime]:
-    """A row to write directly."""
-    return (new_event_id(), "tool.invoked", actor, None, "{}", None, datetime.now(UTC))
+def row(actor: str) -> EntryRow:
+    """A hand-made row (no writer) to append directly."""
+    return (new_event_id(), "tool.invoked", actor, None, "{}", None, datetime.now(UTC), None, None)
 
 
 @pytest.fixture

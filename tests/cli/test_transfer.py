@@ -152,6 +152,8 @@ def tricky_rows() -> list[EntryRow]:
                 encode_details(details),
                 None if n == 2 else f"run-{n}",
                 moment,
+                None,
+                None,
             )
         )
     return rows

@@ -19,6 +19,9 @@ from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.spool import Spool
 from tests.support import GENEROUS_S, wait_until
 
+#: The writer of the rows :func:`make_row` makes (every third row has none, as a hand-made one).
+WRITER = new_event_id()
+
 FIELDS = {
     "event_id",
     "event_type",
@@ -27,6 +30,8 @@ FIELDS = {
     "details",
     "correlation_id",
     "created_at",
+    "writer_id",
+    "writer_seq",
     "error",
     "spooled_at",
 }
@@ -42,6 +47,8 @@ def make_row(seq: int, **details: object) -> EntryRow:
         encode_details({"seq": seq, **details}),
         "run-7" if seq % 2 else None,
         datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC) + timedelta(seconds=seq),
+        None if seq % 3 == 2 else WRITER,
+        None if seq % 3 == 2 else seq + 1,
     )
 
 
@@ -81,6 +88,7 @@ def test_append_writes_one_json_object_per_line_owner_only(
         assert (item["actor"], item["resource"], item["correlation_id"]) == (row[2], row[3], row[5])
         assert encode_details(item["details"]) == row[4]
         assert datetime.fromisoformat(item["created_at"]) == row[6]
+        assert (item["writer_id"], item["writer_seq"]) == (row[7], row[8])
         assert datetime.fromisoformat(item["spooled_at"]).tzinfo is not None
     errors = [orjson.loads(line)["error"] for line in lines]
     assert errors[0] == errors[1] == "OperationalError: database or disk is full"

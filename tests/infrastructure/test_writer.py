@@ -18,7 +18,7 @@ from structlog.testing import capture_logs
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure import writer as writer_module
 from cleveragents.infrastructure.persistence.rows import EntryRow
-from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, RetryPolicy
+from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, PartialRow, RetryPolicy
 from tests.support import GENEROUS_S, call_bounded, wait_until
 
 
@@ -30,9 +30,28 @@ class PermanentError(Exception):
     """An error the writer is told not to retry."""
 
 
-def make_row(n: int, actor: str | None = None) -> EntryRow:
-    """A row as record() would queue it."""
-    return (new_event_id(), "tool.invoked", actor, None, f'{{"n":{n}}}', None, datetime.now(UTC))
+#: The writer_id of the rows :func:`make_row` makes.
+WRITER = new_event_id()
+
+
+def make_row(n: int, actor: str | None = None) -> PartialRow:
+    """A row as record() would queue it (the queue adds its writer_seq)."""
+    return (
+        new_event_id(),
+        "tool.invoked",
+        actor,
+        None,
+        f'{{"n":{n}}}',
+        None,
+        datetime.now(UTC),
+        WRITER,
+    )
+
+
+def put_row(entries: AuditQueue, row: PartialRow) -> EntryRow:
+    """Put ``row`` on the queue; the row as the sink gets it, with its writer_seq."""
+    entries.put_nowait(row)
+    return (*row, entries.last_writer_seq)
 
 
 class ListSink:
@@ -88,11 +107,8 @@ def make_writer() -> Iterator[MakeWriter]:
 
 
 def queue_rows(entries: AuditQueue, count: int, actor: str | None = None) -> list[EntryRow]:
-    """Put ``count`` new rows on the queue and return them."""
-    rows = [make_row(n, actor) for n in range(count)]
-    for row in rows:
-        entries.put_nowait(row)
-    return rows
+    """Put ``count`` new rows on the queue and return them as the sink gets them."""
+    return [put_row(entries, make_row(n, actor)) for n in range(count)]
 
 
 # -- the queue and the retry policy --------------------------------------------------------
@@ -108,6 +124,7 @@ def test_queue_counts_entries_and_lets_control_messages_past_the_bound() -> None
     entries.put_control(object())
     assert entries.qsize() == 3
     assert entries.entries_put == 2
+    assert entries.last_writer_seq == 2  # a refused row takes no writer_seq
 
 
 def test_retry_backoff_doubles_up_to_its_cap() -> None:
@@ -257,9 +274,7 @@ def test_lasting_errors_are_isolated_to_the_bad_rows(make_writer: MakeWriter) ->
 
     sink = ListSink(before=reject_bad)
     entries, writer = make_writer(sink, batch_size=16)
-    rows = [make_row(n, "bad" if n in (3, 11) else None) for n in range(16)]
-    for row in rows:
-        entries.put_nowait(row)
+    rows = [put_row(entries, make_row(n, "bad" if n in (3, 11) else None)) for n in range(16)]
     with capture_logs() as logs:
         writer.start()
         assert writer.flush(GENEROUS_S) is False

@@ -45,6 +45,8 @@ def make_row(
         f'{{"n":{n}}}',
         None,
         created_at or datetime.now(UTC),
+        None,
+        None,
     )
 
 
@@ -168,7 +170,8 @@ def test_each_postgres_test_gets_its_own_schema(postgres_url: str, postgres_sche
                 {"schema": postgres_schema},
             ).all()
             assert schemas == [(postgres_schema,)]
-            assert connection.execute(text("SELECT count(*) FROM audit_log")).scalar_one() == 1
+            callers = text("SELECT count(*) FROM audit_log WHERE event_type = 'agent.started'")
+            assert connection.execute(callers).scalar_one() == 1
     finally:
         engine.dispose()
 
@@ -202,7 +205,7 @@ def test_a_batch_is_one_transaction(database: AuditDatabase) -> None:
     """When one row of a batch cannot be written, none of the batch is committed."""
     good = make_row(1)
     bad = make_row(2)
-    bad = (bad[0], bad[1], bad[2], bad[3], None, bad[5], bad[6])  # type: ignore[assignment]
+    bad = (bad[0], None, *bad[2:])  # type: ignore[assignment]  # event_type is NOT NULL
     with pytest.raises(IntegrityError):
         database.write_batch([good, bad])
     assert stored_event_ids(database) == []
@@ -233,7 +236,7 @@ def test_insert_through_a_session_and_create_schema(database_url: str) -> None:
         with Session(engine) as session:
             create_schema(session)
             create_schema(session)  # idempotent
-            new_id = insert_one(session, make_row(7))
+            new_id = insert_one(session, make_row(7), hmac_key=None)
             assert new_id > 0
         with engine.connect() as connection:
             assert connection.execute(select(func.count()).select_from(audit_log)).scalar_one() == 1
@@ -295,7 +298,7 @@ def test_a_real_unique_violation_is_not_transient(database_url: str) -> None:
         with Session(engine) as session:
             create_schema(session)
             event_id = new_event_id()
-            insert_one(session, make_row(event_id=event_id))
+            insert_one(session, make_row(event_id=event_id), hmac_key=None)
         with pytest.raises(IntegrityError) as caught, engine.begin() as connection:
             connection.execute(
                 audit_log.insert(),

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from cleveragents import AuditSchemaError, AuditService, AuditStorageError, Settings
+from cleveragents.domain.verification import FindingKind
 from cleveragents.infrastructure.persistence import schema
 from cleveragents.infrastructure.persistence.database import create_schema, open_database
 from cleveragents.infrastructure.persistence.schema import (
@@ -163,13 +164,20 @@ def test_an_unknown_revision_is_refused_and_left_alone(database_url: str) -> Non
 
 
 def test_a_dropped_table_is_made_again(database_url: str) -> None:
-    """As before migrations, a service whose table is gone makes it again (the version stays)."""
-    open_database(database_url).dispose()
+    """As before migrations, a service whose table is gone makes it again (the version stays).
+
+    The chain goes on from the head the dropped table left: verify shows the entries as deleted.
+    """
+    with AuditService(Settings(database_url=database_url, audit_async=False)) as service:
+        service.record("tool.invoked", actor="before")  # seq 2, between writer.opened and .closed
     run_sql(database_url, "DROP TABLE audit_log")
     with AuditService(Settings(database_url=database_url, audit_async=False)) as service:
         service.record("tool.invoked", actor="again")
         assert service.count() == 1
+        report = service.verify()
     assert version_of(database_url) == head_revision()
+    assert report.exit_code == 1
+    assert [(f.kind, f.seq) for f in report.findings] == [(FindingKind.DELETED, 4)]
 
 
 def test_readers_create_nothing(tmp_path: Path, database_url: str) -> None:
