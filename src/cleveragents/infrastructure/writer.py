@@ -71,6 +71,7 @@ class AuditQueue:
         # The writer_seq of the last row accepted (caller entries and system rows). It
         # is assigned and the row queued under one lock, so queue order is its order.
         self.last_writer_seq = 0
+        self.system_put = 0  # system rows ever queued
         self._entries = 0  # entries waiting
         self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -105,6 +106,7 @@ class AuditQueue:
         """Queue a system row with the next ``writer_seq``; it takes no room and is not counted."""
         with self._lock:
             self.last_writer_seq += 1
+            self.system_put += 1
             self._items.put(SystemRow((*row, self.last_writer_seq)))
 
     def note_rejected(self) -> int:
@@ -161,13 +163,20 @@ class RetryPolicy:
 
 
 class _Barrier:
-    """A flush request: released once every row queued before it is written or failed."""
+    """A flush request: released once every row queued before it is written or failed.
 
-    __slots__ = ("done", "failed_at")
+    And once the writer's declarations about those rows (``writer.dropped``,
+    ``writer.spooled``) are written: when system rows are queued behind the barrier,
+    the writer queues it again after them (``deferred``), so that a ``verify()`` after
+    ``flush()`` sees the declarations.
+    """
+
+    __slots__ = ("deferred", "done", "failed_at")
 
     def __init__(self) -> None:
         self.done = False
         self.failed_at = 0
+        self.deferred = False
 
 
 class _Stop:
@@ -202,6 +211,7 @@ class AuditWriter:
         # drops and spooled rows are declared as they happen, writer.closed at the end.
         self._identity = identity
         self._declared_dropped = 0
+        self._system_taken = 0  # system rows taken from the queue so far
         self._sink = sink
         self._batch_size = batch_size
         self._retry = retry
@@ -305,7 +315,7 @@ class AuditWriter:
             queue_depth=self._queue.entries_waiting(),
             hint="entries not committed by the deadline are spooled",
         )
-        if unwritten > 0:
+        if unwritten > 0 or _holds_system_rows(self._in_hand):  # writer.opened alone, say
             self._give_up(self._in_hand, reason, count=unwritten)
         self.fail_orphans(reason)
 
@@ -326,7 +336,7 @@ class AuditWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if type(item) is tuple:
+            if type(item) is tuple or type(item) is SystemRow:
                 orphans.append(item)
             else:
                 controls.append(item)
@@ -366,7 +376,7 @@ class AuditWriter:
                 queue_depth=self._queue.entries_waiting(),
                 exc_info=True,
             )
-            if lost:
+            if lost or _holds_system_rows(self._in_hand):
                 # Which rows of the batch were committed is unknown: spool them all;
                 # a replay skips the ones that are stored already.
                 self._give_up(self._in_hand, "the writer thread crashed", count=lost)
@@ -390,8 +400,11 @@ class AuditWriter:
         barriers: list[_Barrier] = []
         stop = False
         while True:
-            if type(item) is tuple or type(item) is SystemRow:
+            if type(item) is tuple:
                 batch.append(item)
+            elif type(item) is SystemRow:
+                batch.append(item)
+                self._system_taken += 1
             elif type(item) is _Barrier:
                 barriers.append(item)
                 break  # rows queued after a flush barrier must not count towards it
@@ -407,12 +420,23 @@ class AuditWriter:
             self._write(batch)
         if self._identity is not None and self._queue.rejected > self._declared_dropped:
             self._declare_dropped()
+        if barriers and self._queue.system_put > self._system_taken:
+            # System rows are queued behind the barriers: writer.dropped or writer.spooled
+            # about the rows before them. Release the barriers after those (once).
+            for barrier in [b for b in barriers if not b.deferred]:
+                barrier.deferred = True
+                barrier.failed_at = self.failed  # the failures this flush reports
+                self._queue.put_control(barrier)
+                barriers.remove(barrier)
         if barriers:
             with self._state:
                 for barrier in barriers:
-                    barrier.failed_at = self.failed
+                    if not barrier.deferred:
+                        barrier.failed_at = self.failed
                     barrier.done = True
-                self._failed_released = self.failed
+                self._failed_released = max(
+                    self._failed_released, *(barrier.failed_at for barrier in barriers)
+                )
                 self._state.notify_all()
         return stop
 
@@ -539,14 +563,21 @@ class AuditWriter:
                     # (capped by the stop deadline) instead of retrying in a tight loop.
                     self._interrupt.clear()
                 continue
-            self.written += _callers(batch)
-            self.batches += 1
+            callers = _callers(batch)
+            self.written += callers
+            if callers:  # like written, batches count the caller's: not writer.opened alone
+                self.batches += 1
             return None
 
 
 def _callers(rows: Sequence[EntryRow]) -> int:
     """How many of ``rows`` are the caller's (not a :class:`SystemRow`)."""
     return sum(type(row) is tuple for row in rows)
+
+
+def _holds_system_rows(rows: Sequence[EntryRow]) -> bool:
+    """True when ``rows`` hold a :class:`SystemRow` (spooled like the caller's, not counted)."""
+    return len(rows) > _callers(rows)
 
 
 def _nonnegative(timeout: float | None) -> float | None:
