@@ -141,15 +141,13 @@ def _print_report(report: VerifyReport, url: str) -> None:
     if not report.findings:
         return
     if not console.is_terminal:
+        # Written as they are: Rich would expand the tabs into spaces.
+        out = binary_stdout()
         for f in report.findings:
-            console.print(
-                "\t".join(
-                    str(v) if v is not None else ""
-                    for v in (f.kind.value, f.seq, f.id, f.event_id, f.writer_id, f.message)
-                ),
-                soft_wrap=True,
-                markup=False,
-            )
+            fields = (f.kind.value, f.seq, f.id, f.event_id, f.writer_id, f.message)
+            line = "\t".join("" if v is None else str(v) for v in fields)
+            out.write(line.encode() + b"\n")
+        out.flush()
     else:
         table = Table()
         for column in ("kind", "seq", "id", "event_id", "writer", "what"):
@@ -201,7 +199,9 @@ def checkpoint(
         trail.append_checkpoint(out, point)
     except OSError as exc:
         raise CliError(f"cannot write {out}: {exc.strerror}") from None
-    stderr_console().print(f"checkpoint at seq {point.seq} appended to {out}")
+    stderr_console().print(
+        f"checkpoint at seq {point.seq} appended to {out}", soft_wrap=True, markup=False
+    )
 
 
 def purge(
