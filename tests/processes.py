@@ -17,6 +17,7 @@ from typing import IO
 
 from sqlalchemy import create_engine, text
 
+from cleveragents.domain.event_types import SYSTEM_EVENT_TYPES
 from tests.support import GENEROUS_S, call_bounded
 
 
@@ -78,13 +79,23 @@ def finish(child: subprocess.Popen[str], *, timeout: float = GENEROUS_S * 3) -> 
         raise AssertionError(f"the child overran {timeout} s and was killed:\n{err}") from None
 
 
-def stored_rows(database_url: str) -> list[tuple[str, str | None, str]]:
-    """``(event_id, actor, details)`` of every row in ``audit_log``, by ascending id."""
+# The system event types as an SQL list of literals (fixed names, no quoting needed).
+_SYSTEM_TYPES_SQL = ", ".join(f"'{name}'" for name in sorted(SYSTEM_EVENT_TYPES))
+
+
+def stored_rows(
+    database_url: str, *, include_system: bool = False
+) -> list[tuple[str, str | None, str]]:
+    """``(event_id, actor, details)`` of the caller's rows in ``audit_log``, by ascending id.
+
+    The library's own rows (``writer.opened``, ``writer.closed``, ...) only with ``include_system``.
+    """
+    where = "" if include_system else f" WHERE event_type NOT IN ({_SYSTEM_TYPES_SQL})"
     engine = create_engine(database_url)
     try:
         with engine.connect() as connection:
             result = connection.execute(
-                text("SELECT event_id, actor, details FROM audit_log ORDER BY id")
+                text(f"SELECT event_id, actor, details FROM audit_log{where} ORDER BY id")
             )
             return [(row[0], row[1], row[2]) for row in result]
     finally:

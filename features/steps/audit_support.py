@@ -21,6 +21,7 @@ from behave import register_type
 from behave.runner import Context
 
 from cleveragents import AuditLogEntry, AuditService, Settings
+from cleveragents.domain.event_types import SYSTEM_EVENT_TYPES
 
 
 @parse.with_pattern(r'[^"]*')
@@ -107,10 +108,21 @@ def open_sqlite(path: Path) -> Iterator[sqlite3.Connection]:
         connection.close()
 
 
-def stored_rows(path: Path) -> list[sqlite3.Row]:
-    """Every row of ``audit_log`` in the file at ``path``, read without the service, by id."""
+def stored_rows(path: Path, *, include_system: bool = False) -> list[sqlite3.Row]:
+    """The caller's rows of ``audit_log`` in the file at ``path``, read without the service, by id.
+
+    The library's own rows (``writer.opened``, ``writer.closed``, ...) only with ``include_system``.
+    """
     with open_sqlite(path) as connection:
-        return connection.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+        rows = connection.execute("SELECT * FROM audit_log ORDER BY id").fetchall()
+    if include_system:
+        return rows
+    return [row for row in rows if row["event_type"] not in SYSTEM_EVENT_TYPES]
+
+
+def is_system_line(line: Mapping[str, Any]) -> bool:
+    """True for a spool line that holds one of the writer's own rows (``writer.spooled``, ...)."""
+    return line["event_type"] in SYSTEM_EVENT_TYPES
 
 
 def all_entries(service: AuditService, **filters: Any) -> list[AuditLogEntry]:

@@ -67,6 +67,8 @@ def _rows() -> list[tuple[Any, ...]]:
                     encode_details({"minute": base + minutes, "note": "é ✓"}),
                     run,
                     T0 + timedelta(minutes=base + minutes),
+                    None,  # writer_id and writer_seq: made by hand, not by a writer
+                    None,
                 )
             )
     return rows

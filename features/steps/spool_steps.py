@@ -7,7 +7,14 @@ import shutil
 import stat
 from pathlib import Path
 
-from audit_support import flush, open_service, open_sqlite, record_numbered, stored_rows
+from audit_support import (
+    flush,
+    is_system_line,
+    open_service,
+    open_sqlite,
+    record_numbered,
+    stored_rows,
+)
 from behave import given, then, when
 from behave.runner import Context
 
@@ -19,6 +26,8 @@ SPOOL_FIELDS = {
     "details",
     "correlation_id",
     "created_at",
+    "writer_id",
+    "writer_seq",
     "error",
     "spooled_at",
 }
@@ -42,6 +51,25 @@ def _spool_lines(context: Context) -> list[bytes]:
     return context.service.spool_path.read_bytes().splitlines(keepends=True)
 
 
+def _caller_lines(path: Path) -> list[bytes]:
+    """The spool's lines that hold the caller's entries, not the writer's own rows."""
+    lines = path.read_bytes().splitlines(keepends=True)
+    return [line for line in lines if not is_system_line(json.loads(line))]
+
+
+def _valid_lines(path: Path) -> list[dict[str, object]]:
+    """The spool's lines that are JSON objects (what a replay can read), parsed."""
+    items = []
+    for line in path.read_bytes().splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and "event_type" in item:
+            items.append(item)
+    return items
+
+
 # -- getting entries into the spool -------------------------------------------------------
 
 
@@ -51,7 +79,12 @@ def given_spooled(context: Context, count: int, db_name: str) -> None:
     _drop_table(context)
     record_numbered(context, count)
     assert flush(context.service) is False, "the refused entries were written after all"
-    assert len(_spool_lines(context)) == count
+    assert len(_caller_lines(context.service.spool_path)) == count
+
+
+@given("the writer's own rows are taken out of the spool")
+def given_system_lines_removed(context: Context) -> None:
+    context.service.spool_path.write_bytes(b"".join(_caller_lines(context.service.spool_path)))
 
 
 @given("a copy of the spool is kept")
@@ -82,7 +115,10 @@ def given_torn_line(context: Context) -> None:
 def then_spool_holds(context: Context, db_name: str, count: int) -> None:
     spool = context.service.spool_path
     assert spool == context.tmp / f"{db_name}.spool.jsonl", spool
-    items = [json.loads(line) for line in spool.read_bytes().splitlines()]
+    everything = [json.loads(line) for line in spool.read_bytes().splitlines()]
+    # Besides them, only the writer's own rows: a writer.spooled the database refused too.
+    items = [item for item in everything if not is_system_line(item)]
+    assert all(item["writer_id"] == context.service.writer_id for item in everything)
     expected = context.recorded[-count:]
     assert [item["event_id"] for item in items] == [entry.event_id for entry in expected]
     for item, entry in zip(items, expected, strict=True):
@@ -120,11 +156,13 @@ def then_spool_empty(context: Context) -> None:
 
 @when("I replay the spool")
 def when_replay(context: Context) -> None:
+    context.replayed = _valid_lines(context.service.spool_path)
     context.report = context.service.replay()
 
 
 @when("I replay the copy of the spool")
 def when_replay_copy(context: Context) -> None:
+    context.replayed = _valid_lines(context.spool_copy)
     context.report = context.service.replay(context.spool_copy)
 
 
@@ -133,6 +171,23 @@ def then_replay_counts(context: Context, read: int, inserted: int) -> None:
     report = context.report
     assert (report.read, report.inserted) == (read, inserted), report
     assert report.already_present == read - inserted, report
+
+
+@then("the replay read the {count:d} entries and the writer's own rows, and inserted them all")
+def then_replay_all(context: Context, count: int) -> None:
+    report = context.report
+    callers = [item for item in context.replayed if not is_system_line(item)]
+    assert len(callers) == count, len(callers)
+    assert (report.read, report.inserted) == (len(context.replayed), len(context.replayed)), report
+
+
+@then("the replay read the {count:d} entries and the writer's own rows again, and inserted none")
+def then_replay_none(context: Context, count: int) -> None:
+    report = context.report
+    callers = [item for item in context.replayed if not is_system_line(item)]
+    assert len(callers) == count, len(callers)
+    assert (report.read, report.inserted) == (len(context.replayed), 0), report
+    assert report.already_present == report.read, report
 
 
 @then("the database holds each of the last {count:d} entries exactly once")

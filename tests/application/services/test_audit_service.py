@@ -22,9 +22,13 @@ from cleveragents import (
     Settings,
 )
 from cleveragents.domain.errors import AuditStorageError
+from cleveragents.domain.event_types import SYSTEM_EVENT_TYPES
 from cleveragents.infrastructure.persistence.table import audit_log
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, call_bounded
+
+# The caller's rows in audit_log, not the library's own (writer.opened, writer.closed, ...).
+CALLER_ROWS = audit_log.c.event_type.not_in(sorted(SYSTEM_EVENT_TYPES))
 
 
 def stored_equals_returned(stored: AuditLogEntry | None, returned: AuditLogEntry) -> None:
@@ -220,10 +224,13 @@ def test_injected_session_is_synchronous_and_sees_the_row_at_once(
             stored_equals_returned(service.get(entry.event_id), entry)
             service.close()
             # The caller's session is the caller's: still usable after close().
-            assert session.execute(select(audit_log.c.id)).scalar_one() == entry.id
+            assert session.execute(select(audit_log.c.id).where(CALLER_ROWS)).scalar_one() == (
+                entry.id
+            )
         # Committed, so another connection sees it too.
         with engine.connect() as connection:
-            assert connection.execute(select(audit_log.c.event_id)).scalar_one() == entry.event_id
+            stored = connection.execute(select(audit_log.c.event_id).where(CALLER_ROWS))
+            assert stored.scalar_one() == entry.event_id
     finally:
         engine.dispose()
 
@@ -243,7 +250,7 @@ def test_in_memory_sqlite_works_sync(make_service: MakeService) -> None:
     """sqlite:// works synchronously too, returning real ids."""
     service = make_service(database_url="sqlite://", audit_async=False)
     entry = service.record("llm.response", details={"tokens": 12})
-    assert entry.id == 1
+    assert entry.id == 2  # after the service's writer.opened
     assert service.count() == 1
     stored_equals_returned(service.get(entry.event_id), entry)
 
@@ -396,7 +403,7 @@ def test_env_var_switches_the_service_to_sync(
     with AuditService() as service:
         assert not service.is_async
         assert service.settings.database_url == sqlite_url
-        assert service.record("agent.started").id == 1
+        assert service.record("agent.started").id == 2  # after writer.opened
 
 
 @pytest.mark.parametrize(

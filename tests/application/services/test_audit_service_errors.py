@@ -146,6 +146,8 @@ def test_close_returns_within_its_timeout_while_the_writer_is_stuck(
 ) -> None:
     """close() gives up after audit_close_timeout_s, logs it, and the writer finishes later."""
     service = make_service(database_url=sqlite_url, audit_close_timeout_s=0.5)
+    # writer.opened committed first: the writer is then stuck on the 30 entries, not on it.
+    assert service.flush(GENEROUS_S)
     sqlite_lock.acquire()
     for index in range(30):
         service.record("tool.invoked", details={"i": index})
@@ -204,9 +206,9 @@ def hooked_database(monkeypatch: pytest.MonkeyPatch) -> type[HookedDatabase]:
     class Hooked(HookedDatabase):
         pass
 
-    def open_hooked(url: str) -> AuditDatabase:
-        real = open_database(url)
-        return Hooked(real.engine, shared_connection=False)
+    def open_hooked(url: str, *, hmac_key: bytes | None = None) -> AuditDatabase:
+        real = open_database(url, hmac_key=hmac_key)
+        return Hooked(real.engine, shared_connection=False, hmac_key=hmac_key)
 
     monkeypatch.setattr(audit_service_module, "open_database", open_hooked)
     return Hooked

@@ -27,6 +27,7 @@ from sqlalchemy.pool import Pool
 from structlog.testing import capture_logs
 
 from cleveragents import AuditLogEntry, AuditService, AuditServiceClosedError, Settings
+from cleveragents.domain.event_types import SYSTEM_EVENT_TYPES
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME
 from tests.conftest import MakeService
 from tests.processes import duplicates, stored_rows
@@ -40,6 +41,8 @@ SPOOL_FIELDS = {
     "details",
     "correlation_id",
     "created_at",
+    "writer_id",
+    "writer_seq",
     "error",
     "spooled_at",
 }
@@ -60,6 +63,11 @@ def mode_of(path: Path) -> int:
 def spool_lines(path: Path) -> list[dict[str, Any]]:
     """The spool's entries, parsed with the standard library (big integers stay exact)."""
     return [json.loads(line) for line in path.read_bytes().splitlines()]
+
+
+def caller_lines(path: Path) -> list[dict[str, Any]]:
+    """The spool's caller entries, without the writer's own rows (writer.spooled, ...)."""
+    return [line for line in spool_lines(path) if line["event_type"] not in SYSTEM_EVENT_TYPES]
 
 
 def execute(database_url: str, *statements: str) -> None:
@@ -115,9 +123,17 @@ def assert_stored_exactly(reader: AuditService, entries: list[AuditLogEntry]) ->
 def assert_spool_holds(
     spool: Path, entries: list[AuditLogEntry], error_contains: str
 ) -> list[dict[str, Any]]:
-    """The spool is owner-only and holds exactly ``entries``, field for field."""
+    """The spool is owner-only and holds exactly ``entries``, field for field.
+
+    Besides them it may hold only the writer's own rows (a ``writer.spooled`` the
+    database refused too, say); the caller's lines are returned, in spool order.
+    """
     assert mode_of(spool) == 0o600
-    lines = spool_lines(spool)
+    everything = spool_lines(spool)
+    assert {line["event_type"] for line in everything} - {e.event_type.value for e in entries} <= (
+        SYSTEM_EVENT_TYPES
+    )
+    lines = caller_lines(spool)
     assert len(lines) == len(entries)
     by_id = {line["event_id"]: line for line in lines}
     assert set(by_id) == {entry.event_id for entry in entries}
@@ -132,6 +148,9 @@ def assert_spool_holds(
         )
         assert line["details"] == entry.details
         assert line["created_at"] == entry.created_at.isoformat()
+        assert isinstance(line["writer_id"], str)
+        assert type(line["writer_seq"]) is int
+        assert line["writer_seq"] > 0
         assert error_contains in line["error"], line["error"]
     return lines
 
@@ -231,12 +250,13 @@ def test_a_dropped_table_sends_entries_to_the_spool_and_replay_brings_them_back(
     reader = make_service(database_url=database_url, audit_async=False)
     later = record_varied(service, 20, start=350)
     assert service.flush(GENEROUS_S) is True
+    spooled = len(spool_lines(service.spool_path))  # the 300, and the writer's own rows
     with capture_logs() as replay_logs:
         report = service.replay()
     assert (report.path, report.read, report.inserted, report.already_present) == (
         service.spool_path,
-        300,
-        300,
+        spooled,
+        spooled,
         0,
     )
     assert report.rejected == ()
@@ -262,16 +282,18 @@ def test_replaying_the_same_spool_twice_duplicates_nothing(
     assert service.flush(GENEROUS_S) is False
     copy = tmp_path / "spool-copy.jsonl"
     shutil.copyfile(service.spool_path, copy)
+    assert len(caller_lines(copy)) == 120
+    spooled = len(spool_lines(copy))  # the 120, and the writer's own rows
     reader = make_service(database_url=database_url, audit_async=False)  # recreates the table
 
     first = service.replay()
-    assert (first.read, first.inserted, first.already_present) == (120, 120, 0)
+    assert (first.read, first.inserted, first.already_present) == (spooled, spooled, 0)
     second = service.replay(copy)  # the same lines again, from another path
     assert (second.path, second.read, second.inserted, second.already_present) == (
         copy,
-        120,
+        spooled,
         0,
-        120,
+        spooled,
     )
     assert copy.read_bytes() == b""
     assert_stored_exactly(reader, lost)
@@ -286,11 +308,12 @@ def test_a_replay_into_a_still_broken_database_keeps_the_spool_intact(
     lost = record_varied(service, 40)
     assert service.flush(GENEROUS_S) is False
     before = service.spool_path.read_bytes()
+    assert len(caller_lines(service.spool_path)) == 40
     with pytest.raises(Exception, match="audit_log"):
         service.replay()
     assert service.spool_path.read_bytes() == before
     reader = make_service(database_url=sqlite_url, audit_async=False)
-    assert service.replay().inserted == 40
+    assert service.replay().inserted == len(before.splitlines())  # the 40 and the writer's rows
     assert_stored_exactly(reader, lost)
 
 
@@ -339,8 +362,9 @@ def test_a_full_database_sends_entries_to_the_spool_and_replay_brings_them_back(
     assert_failure_logged(logs, service.spool_path, 100)
 
     page_cap["on"] = False
+    spooled = len(spool_lines(service.spool_path))  # the 100, and writer rows that did not fit
     report = service.replay()
-    assert (report.read, report.inserted) == (100, 100)
+    assert (report.read, report.inserted) == (spooled, spooled)
     assert service.replay().inserted == 0
     assert service.spool_path.read_bytes() == b""
     assert_stored_exactly(service, kept + lost)
@@ -411,7 +435,11 @@ def test_torn_and_garbage_lines_are_reported_by_number_and_kept_never_a_crash(
     lost = record_varied(service, 10)
     assert service.flush(GENEROUS_S) is False
     spool = service.spool_path
-    good_lines = spool.read_bytes().splitlines(keepends=True)
+    good_lines = [  # the caller's lines; the writer's own rows are left out of the rewrite
+        line
+        for line in spool.read_bytes().splitlines(keepends=True)
+        if json.loads(line)["event_type"] not in SYSTEM_EVENT_TYPES
+    ]
     assert len(good_lines) == 10
     # Lines 1-4 good, 5 garbage, 6-9 good, 10 not an entry, 11 good, 12 half of the 12th entry.
     torn = good_lines[9][: len(good_lines[9]) // 2]
@@ -479,11 +507,12 @@ def test_every_file_the_service_creates_is_owner_only(
     service.record("tool.invoked")
     assert service.flush(GENEROUS_S) is False
     assert mode_of(service.spool_path) == 0o600
+    spooled = len(spool_lines(service.spool_path))  # the entry, and the writer's own rows
     with service.spool_path.open("ab") as handle:
         handle.write(b"torn")
     make_service(database_url=sqlite_url, audit_async=False)
     report = service.replay()
-    assert [line.line_number for line in report.rejected] == [2]
+    assert [line.line_number for line in report.rejected] == [spooled + 1]
     assert mode_of(report.rejects_path) == 0o600
 
 
@@ -533,11 +562,13 @@ def test_the_replay_command_re_ingests_a_spool_once(
     assert service.flush(GENEROUS_S) is False
     spool = service.spool_path
     service.close()
+    assert len(caller_lines(spool)) == 60
+    spooled = len(spool_lines(spool))  # the 60, and the writer's own rows (writer.closed, ...)
 
     first = replay_command(str(spool), "--database-url", database_url, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     report = json.loads(first.stdout)
-    assert (report["read"], report["inserted"], report["rejected"]) == (60, 60, [])
+    assert (report["read"], report["inserted"], report["rejected"]) == (spooled, spooled, [])
     again = replay_command(str(spool), "--database-url", database_url, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert (json.loads(again.stdout)["read"], json.loads(again.stdout)["inserted"]) == (0, 0)
@@ -555,17 +586,21 @@ def test_the_replay_command_reports_a_torn_line_and_exits_1(
     assert service.flush(GENEROUS_S) is False
     spool = service.spool_path
     service.close()
+    assert len(caller_lines(spool)) == 5
+    spooled = len(spool_lines(spool))  # the 5, and the writer's own rows (writer.closed, ...)
     with spool.open("ab") as handle:
         handle.write(b'{"event_id": "01a2')
     # No SPOOL argument: the spool beside the SQLite file is the default.
     done = replay_command("--database-url", sqlite_url, cwd=tmp_path)
     assert done.returncode == 1, done.stderr
     report = json.loads(done.stdout)
-    assert (report["read"], report["inserted"]) == (5, 5)
-    assert [line["line_number"] for line in report["rejected"]] == [6]
+    assert (report["read"], report["inserted"]) == (spooled, spooled)
+    assert [line["line_number"] for line in report["rejected"]] == [spooled + 1]
     assert report["rejects_file"] == f"{spool}.rejects"
     kept = [json.loads(line) for line in Path(f"{spool}.rejects").read_bytes().splitlines()]
-    assert [(item["line_number"], item["text"]) for item in kept] == [(6, '{"event_id": "01a2')]
+    assert [(item["line_number"], item["text"]) for item in kept] == [
+        (spooled + 1, '{"event_id": "01a2')
+    ]
     reader = make_service(database_url=sqlite_url, audit_async=False)
     assert_stored_exactly(reader, lost)
 
@@ -601,12 +636,17 @@ def test_entries_a_stuck_writer_holds_at_exit_are_spooled(sqlite_url: str, tmp_p
         )
     assert child.returncode == 0, child.stderr
     assert "audit_exit_incomplete" in child.stdout + child.stderr
-    lines = spool_lines(spool)
+    lines = caller_lines(spool)
     assert sorted(line["details"]["seq"] for line in lines) == list(range(n))
+    # The writer's own writer.opened, stuck in the same batch, is spooled with them.
+    assert [line["event_type"] for line in spool_lines(spool)].count("writer.opened") == 1
     with AuditService(Settings(database_url=sqlite_url, audit_async=False)) as reader:
         report = reader.replay()
-        assert report.inserted == n
+        assert report.inserted == n + 1
         assert [e.details["seq"] for e in reader.query(limit=1000)] == list(range(n))
+        # Replayed, the child's trail lacks only its writer.closed: no writer_seq is missing.
+        verified = reader.verify()
+        assert [finding.kind.value for finding in verified.findings] == ["unterminated_writer"]
 
 
 def test_a_row_the_database_refuses_for_ever_does_not_block_the_replay(

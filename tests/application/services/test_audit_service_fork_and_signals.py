@@ -64,6 +64,14 @@ def stored_seqs(database_url: str, actor: str) -> list[int]:
     ]
 
 
+def assert_trail_intact(database_url: str) -> None:
+    """The chain verifies clean: every writer, forked ones too, opened and closed, no gap."""
+    with AuditService(Settings(database_url=database_url, audit_async=False)) as reader:
+        report = reader.verify()
+    assert report.findings == (), report.findings
+    assert report.exit_code == 0
+
+
 def test_sigterm_with_20000_entries_queued_loses_none_and_exits_143(
     sqlite_url: str, tmp_path: Path
 ) -> None:
@@ -89,6 +97,7 @@ def test_sigterm_with_20000_entries_queued_loses_none_and_exits_143(
     assert child.returncode == 143, stderr
     assert "Traceback" not in stderr
     assert stored_seqs(sqlite_url, "child") == list(range(n))
+    assert_trail_intact(sqlite_url)
 
 
 def test_sigterm_while_recording_keeps_every_entry_reported_recorded(
@@ -112,6 +121,7 @@ def test_sigterm_while_recording_keeps_every_entry_reported_recorded(
     assert len(seqs) >= reported
     assert seqs == list(range(len(seqs)))
     assert len(seqs) < 2_000_000, "the child was never interrupted"
+    assert_trail_intact(database_url)
 
 
 def test_sigint_drains_the_queue_and_ends_as_a_keyboard_interrupt(
@@ -132,6 +142,7 @@ def test_sigint_drains_the_queue_and_ends_as_a_keyboard_interrupt(
     assert child.returncode == -signal.SIGINT, stderr  # Python re-raises SIGINT on the way out
     assert "KeyboardInterrupt" in stderr
     assert stored_seqs(sqlite_url, "child") == list(range(n))
+    assert_trail_intact(sqlite_url)
 
 
 # Records N entries, forks while many are still queued. The child records N, flushes and
@@ -199,6 +210,7 @@ def test_a_forked_child_persists_its_records_once_and_the_parents_too(
     if database_url.startswith("sqlite"):
         spool = Path(f"{sqlite_path(database_url)}.spool.jsonl")
         assert not spool.exists() or spool.stat().st_size == 0
+    assert_trail_intact(database_url)
 
 
 # The parent forks, then closes its service (on SQLite: its last connection, which
@@ -254,6 +266,7 @@ def test_a_forked_child_loses_nothing_when_the_parent_closes_first(
     for actor in ("parent", "child-early", "child-late"):
         assert stored_seqs(database_url, actor) == list(range(n)), actor
     assert len(stored_rows(database_url)) == 3 * n
+    assert_trail_intact(database_url)
 
 
 # multiprocessing's fork children end with os._exit(), which skips atexit hooks. One child
@@ -306,3 +319,4 @@ def test_multiprocessing_fork_children_persist_their_records_without_close(
     assert "EXIT 0 0" in stdout, stdout
     for actor in ("inherited", "own"):
         assert stored_seqs(database_url, actor) == list(range(n)), actor
+    assert_trail_intact(database_url)
