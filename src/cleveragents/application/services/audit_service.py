@@ -7,6 +7,7 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import threading
@@ -733,6 +734,19 @@ os.register_at_fork(
     after_in_parent=_resume_writes_after_fork,
     after_in_child=_restart_services_after_fork,
 )
+
+
+@atexit.register
+def _close_sync_services() -> None:
+    """At exit, close synchronous services nobody closed, so their writer.closed is written.
+
+    Nothing of theirs is pending (each record() committed); without this a clean exit
+    would look like a killed writer to verify. Asynchronous services are drained by
+    the writer's own exit hook.
+    """
+    for service in list(_open_services):
+        if not service.is_async:
+            service.close()
 
 
 _PLAIN_TEXT = frozenset({str, type(None)})
