@@ -301,7 +301,8 @@ class AuditWriter:
         return True
 
     def abandon(self, reason: str) -> None:
-        """At exit, the writer is stuck past its deadline: spool its batch and the queue.
+        """At exit, the writer is stuck past its deadline: spool its batch, the queue and
+        its ``writer.closed``.
 
         Which rows of the batch in hand get committed later is unknown: all of them
         are spooled (a replay skips the stored ones), counted once as failed.
@@ -317,6 +318,10 @@ class AuditWriter:
         )
         if unwritten > 0 or _holds_system_rows(self._in_hand):  # writer.opened alone, say
             self._give_up(self._in_hand, reason, count=unwritten)
+        self.fail_orphans(reason)
+        # The closing account goes to the spool too: once replayed, the trail shows a
+        # writer that closed with everything it accepted, not one that was killed.
+        self._close_account()
         self.fail_orphans(reason)
 
     def _unwritten_in_hand(self) -> int:
