@@ -251,6 +251,37 @@ def test_upgrade_from_the_first_revision_keeps_the_rows(database_url: str) -> No
     assert_rows_kept(database_url)
 
 
+def test_upgrade_from_the_first_revision_chains_the_rows_there(database_url: str) -> None:
+    """Rows of revision 0001 become seq 1..n in id order, linked, and the trail verifies."""
+    at_revision(database_url, BASE_REVISION)
+    insert_base_rows(database_url)
+    engine = create_engine(database_url)
+    try:
+        upgrade(engine, "the db")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT event_id, seq, prev_hash, entry_hash, writer_id"
+                    " FROM audit_log ORDER BY id"
+                )
+            ).all()
+            head = connection.execute(text("SELECT head_seq, head_hash FROM audit_chain")).one()
+    finally:
+        engine.dispose()
+    assert [(r.event_id, r.seq, r.writer_id) for r in rows] == [
+        (row["event_id"], n, None) for n, row in enumerate(ROWS, start=1)
+    ]
+    assert rows[0].prev_hash == "0" * 64
+    assert [r.prev_hash for r in rows[1:]] == [r.entry_hash for r in rows[:-1]]
+    assert tuple(head) == (len(ROWS), rows[-1].entry_hash)
+    with AuditService(Settings(database_url=database_url)) as service:
+        service.record("tool.invoked", actor="after the upgrade")
+        assert service.flush(GENEROUS_S)
+        report = service.verify()
+    assert report.intact, report.to_dict()
+    assert report.entries == len(ROWS) + 2  # and this service's writer.opened
+
+
 @pytest.mark.parametrize("with_details_json", [True, False], ids=["current", "pre-jsonb"])
 def test_upgrade_adopts_a_table_made_before_migrations(
     database_url: str, with_details_json: bool
