@@ -327,10 +327,7 @@ class ChainVerifier:
         writer_id: str | None = None,
     ) -> None:
         """Add a finding (kept up to MAX_FINDINGS; always counted)."""
-        self._counts[kind.value] = self._counts.get(kind.value, 0) + 1
-        if len(self._findings) >= MAX_FINDINGS:
-            return
-        self._findings.append(
+        self._add(
             Finding(
                 kind,
                 message,
@@ -340,6 +337,11 @@ class ChainVerifier:
                 writer_id=row.writer_id if row is not None else writer_id,
             )
         )
+
+    def _add(self, finding: Finding) -> None:
+        self._counts[finding.kind.value] = self._counts.get(finding.kind.value, 0) + 1
+        if len(self._findings) < MAX_FINDINGS:
+            self._findings.append(finding)
 
     # -- rows ------------------------------------------------------------------------
 
@@ -352,7 +354,11 @@ class ChainVerifier:
                 row,
             )
             return
-        if row.seq < self._start_seq and self._expected_seq == self._start_seq:
+        problem = _malformed(row)
+        if problem is not None:
+            self._feed_malformed(row, problem)
+            return
+        if self._purged and 0 < row.seq < self._start_seq == self._expected_seq:
             return  # left by a purge that did not finish: declared removed, not checked
         self._entries += 1
         if self._first_seq is None:
@@ -373,6 +379,25 @@ class ChainVerifier:
         self._expected_prev = row.entry_hash or ""
         self._last_seq = row.seq
         self._head_hash = row.entry_hash
+
+    def _feed_malformed(self, row: StoredRow, problem: str) -> None:
+        """A row with a value no writer stores (SQLite keeps any type in any column)."""
+        seq = row.seq if type(row.seq) is int else None
+        self._add(
+            Finding(
+                FindingKind.ALTERED,
+                f"{problem}: the entry was changed",
+                seq=seq,
+                id=row.id,
+                event_id=row.event_id if type(row.event_id) is str else None,
+                writer_id=row.writer_id if type(row.writer_id) is str else None,
+            )
+        )
+        if seq is not None:  # it holds its place in the chain: the rows after it link to it
+            self._entries += 1
+            self._expected_seq = max(self._expected_seq, seq + 1)
+            self._expected_prev = row.entry_hash if type(row.entry_hash) is str else ""
+            self._last_seq = seq
 
     def _check_link(self, row: StoredRow) -> None:
         assert row.seq is not None
@@ -427,7 +452,10 @@ class ChainVerifier:
             return
         if row.hmac is None:
             self.report(FindingKind.ALTERED, "the entry has no HMAC (keyed mode)", row)
-        elif not _hmac.compare_digest(row.hmac, entry_hmac(self._key, row.entry_hash)):
+        elif not (  # compare_digest raises on non-ASCII text: only a digest is compared
+            _is_hex64(row.hmac)
+            and _hmac.compare_digest(row.hmac, entry_hmac(self._key, row.entry_hash))
+        ):
             self.report(
                 FindingKind.ALTERED,
                 "the HMAC does not match: the entry was rewritten without the key",
@@ -444,7 +472,8 @@ class ChainVerifier:
             # A writer seen first after a purge may have begun before the purged prefix.
             start = number if self._purged else 1
             writer = self._writers[writer_id] = _Writer(start, row.seq)
-        if writer.closed_at is not None:
+        if writer.closed_at is not None and not _in(writer.missing, number):
+            # (A hole filled after writer.closed is a replay, checked as late at the end.)
             self.report(FindingKind.INSERTED, "an entry of a writer after its writer.closed", row)
         if number == writer.next_seq:
             writer.next_seq += 1
@@ -585,6 +614,37 @@ class ChainVerifier:
                 " lost",
                 last,
             )
+
+
+_TEXT_FIELDS = ("event_id", "event_type", "details")
+_OPTIONAL_TEXT_FIELDS = (
+    "actor",
+    "resource",
+    "correlation_id",
+    "writer_id",
+    "prev_hash",
+    "entry_hash",
+    "hmac",
+)
+
+
+def _malformed(row: StoredRow) -> str | None:
+    """What in ``row`` is not of its column's type (a blob, a number, text that is no time)."""
+    for name in _TEXT_FIELDS:
+        if type(getattr(row, name)) is not str:
+            return f"{name} is not text"
+    for name in _OPTIONAL_TEXT_FIELDS:
+        value = getattr(row, name)
+        if value is not None and type(value) is not str:
+            return f"{name} is not text"
+    for name in ("seq", "writer_seq"):
+        value = getattr(row, name)
+        if value is not None and type(value) is not int:
+            return f"{name} is not an integer"
+    moment = row.created_at
+    if not isinstance(moment, datetime) or moment.utcoffset() is None:
+        return "created_at is not a time"
+    return None
 
 
 def _details(text: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, String, delete, func, select, type_coerce, update
 
 from cleveragents.domain.chain import GENESIS_HASH
 from cleveragents.domain.event_types import SystemEventType
@@ -49,7 +49,8 @@ _COLUMNS = (
     audit_log.c.resource,
     audit_log.c.details,
     audit_log.c.correlation_id,
-    audit_log.c.created_at,
+    # Raw: on SQLite any value may stand there, and the verifier reports it (parsed below).
+    type_coerce(audit_log.c.created_at, String).label("created_at"),
     audit_log.c.writer_id,
     audit_log.c.writer_seq,
     audit_log.c.prev_hash,
@@ -103,8 +104,10 @@ def _purge_declarations(connection: Connection) -> list[tuple[int, str]]:
     for text in texts:
         try:
             details = orjson.loads(text)
-        except orjson.JSONDecodeError:
+        except (orjson.JSONDecodeError, TypeError):
             continue  # its hash check reports it
+        if not isinstance(details, dict):
+            continue
         through, hashed = details.get("through_seq"), details.get("through_hash")
         if type(through) is int and isinstance(hashed, str):
             declared.append((through, hashed))
@@ -113,18 +116,31 @@ def _purge_declarations(connection: Connection) -> list[tuple[int, str]]:
 
 def _pages(connection: Connection, through_id: int) -> Iterator[list[StoredRow]]:
     """The rows with ``id <= through_id``, in id (commit) order, a page at a time."""
-    after_id = 0
+    after_id: int | None = None  # no lower bound: a row put in by hand may have id <= 0
     while True:
-        rows = connection.execute(
-            select(*_COLUMNS)
-            .where(audit_log.c.id > after_id, audit_log.c.id <= through_id)
-            .order_by(audit_log.c.id)
-            .limit(VERIFY_PAGE)
-        ).all()
+        statement = select(*_COLUMNS).where(audit_log.c.id <= through_id)
+        if after_id is not None:
+            statement = statement.where(audit_log.c.id > after_id)
+        rows = connection.execute(statement.order_by(audit_log.c.id).limit(VERIFY_PAGE)).all()
         if not rows:
             return
-        yield [StoredRow(**row._mapping) for row in rows]
+        yield [
+            StoredRow(**{**row._mapping, "created_at": _stored_time(row.created_at)})
+            for row in rows
+        ]
         after_id = rows[-1].id
+
+
+def _stored_time(value: object) -> object:
+    """``created_at`` as the reads parse it (naive means UTC); any other value as it is."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _snapshot(connection: Connection) -> tuple[int | None, int]:
@@ -158,6 +174,18 @@ def verify_chain(
     if declared:
         through, through_hash = max(declared)
         start_seq, start_prev = through + 1, through_hash
+        first = connection.execute(
+            select(audit_log.c.seq, audit_log.c.prev_hash)
+            .where(audit_log.c.seq.is_not(None))
+            .order_by(audit_log.c.id)
+            .limit(1)
+        ).first()
+        if first is not None and type(first.seq) is int and first.seq <= through:
+            # Rows the declaration says are purged are still there (an unfinished purge,
+            # or a forged declaration): they are verified too, from the first one, whose
+            # link to the rows purged before it is taken as it stands.
+            start_seq = first.seq
+            start_prev = GENESIS_HASH if first.seq == 1 else str(first.prev_hash)
     verifier = ChainVerifier(
         start_seq=start_seq,
         start_prev_hash=start_prev,
