@@ -17,7 +17,7 @@ README's "Tamper evidence" section shows how)::
 :data:`GENESIS_HASH` for ``seq == 1``. The header covers every stored field but
 ``id`` (the database's own counter, checked separately: it must grow with
 ``seq``), the hashes themselves, and the PostgreSQL ``details_json`` column, which
-is derived from ``details`` and checked against it.
+is derived from ``details`` (``verify`` checks that it still holds the same value).
 
 The header is produced with orjson from a dict whose keys are written in sorted
 order; for these value types (str, int, None) that is byte for byte the

@@ -30,9 +30,11 @@ The exit code of a report is that of its worst finding (1 before 2 before 3);
 from __future__ import annotations
 
 import hmac as _hmac
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any
 
@@ -239,6 +241,7 @@ class StoredRow:
     prev_hash: str | None
     entry_hash: str | None
     hmac: str | None
+    details_json: str | None = None  # PostgreSQL's JSONB copy of details, as text
 
 
 @dataclass(slots=True)
@@ -446,6 +449,13 @@ class ChainVerifier:
                 row,
             )
             return
+        if row.details_json is not None and not _same_json(row.details, row.details_json):
+            self.report(
+                FindingKind.ALTERED,
+                "details_json (PostgreSQL's JSONB copy, used by queries) differs from the"
+                " hashed details: it was changed",
+                row,
+            )
         if self._key is None:
             if row.hmac is not None:
                 self._unkeyed_macs += 1
@@ -509,13 +519,20 @@ class ChainVerifier:
 
     # -- the end ---------------------------------------------------------------------
 
-    def finish(self, *, head_seq: int | None) -> VerifyReport:
+    def finish(self, *, head_seq: int | None, head_hash: str | None = None) -> VerifyReport:
         """Close the checks: the end of the chain, checkpoints, writers; the report.
 
-        ``head_seq``: the head row's seq, read in the same snapshot as the last id of
-        the rows fed (None: the head row is missing).
+        ``head_seq`` and ``head_hash``: the head row, read in the same snapshot as the
+        last id of the rows fed (None: the head row is missing).
         """
         last = self._expected_seq - 1
+        if head_seq == last and head_hash is not None and head_hash != self._head_hash:
+            self.report(
+                FindingKind.ALTERED,
+                "the chain head's hash is not the last entry's: the last entry was rewritten"
+                " with a new hash (or the head row was changed)",
+                seq=last,
+            )
         if head_seq is None:
             self.report(
                 FindingKind.ALTERED,
@@ -653,6 +670,17 @@ def _details(text: str) -> dict[str, Any]:
     except orjson.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
+
+
+def _same_json(text: str, copy: str) -> bool:
+    """True when two JSON texts hold the same value (numbers compared exactly, as JSONB does)."""
+    try:
+        return bool(
+            json.loads(text, parse_float=Decimal, parse_int=Decimal)
+            == json.loads(copy, parse_float=Decimal, parse_int=Decimal)
+        )
+    except ValueError:
+        return False
 
 
 def _is_hex64(text: str) -> bool:

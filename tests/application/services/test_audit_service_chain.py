@@ -706,3 +706,62 @@ def test_automatic_checkpoints_are_accepted_by_verify_and_catch_a_truncation(
     assert report.status is VerifyStatus.TAMPERED
     truncated = [f for f in report.findings if f.kind is FindingKind.TRUNCATED]
     assert [f.seq for f in truncated][-1] == total
+
+
+# -- the head row's hash, and PostgreSQL's JSONB copy ------------------------------------------
+
+
+def test_the_last_entry_rewritten_with_its_hash_recomputed_is_caught_by_the_head(
+    database_url: str,
+) -> None:
+    """A forged last entry whose entry_hash is recomputed still differs from the head row."""
+    from cleveragents.domain.chain import canonical_header, entry_hash
+
+    with AuditService(Settings(database_url=database_url)) as service:
+        service.record("tool.invoked", actor="agent:a", details={"n": 1})
+    (row,) = fetch(
+        database_url,
+        "SELECT seq, event_id, event_type, resource, details, correlation_id, created_at,"
+        " writer_id, writer_seq, prev_hash FROM audit_log ORDER BY id DESC LIMIT 1",
+    )
+    seq, event_id, event_type, resource, details, correlation_id, created_at = row[:7]
+    writer_id, writer_seq, prev_hash = row[7:]
+    if isinstance(created_at, str):  # SQLite keeps naive UTC text
+        created_at = datetime.fromisoformat(created_at).replace(tzinfo=UTC)
+    forged = entry_hash(
+        prev_hash,
+        canonical_header(
+            seq,
+            event_id,
+            event_type,
+            "someone else",
+            resource,
+            details,
+            correlation_id,
+            created_at,
+            writer_id,
+            writer_seq,
+        ),
+    )
+    execute(
+        database_url,
+        "UPDATE audit_log SET actor = 'someone else', entry_hash = :forged WHERE seq = :seq",
+        forged=forged,
+        seq=seq,
+    )
+    report = verify_url(database_url)
+    assert report.status is VerifyStatus.TAMPERED
+    assert [(f.kind, f.seq) for f in report.findings] == [(FindingKind.ALTERED, seq)]
+
+
+@pytest.mark.postgres
+def test_an_edited_jsonb_copy_of_details_is_reported(postgres_url: str) -> None:
+    """details_json is not the hashed source, but a copy that disagrees with it is altered."""
+    with AuditService(Settings(database_url=postgres_url)) as service:
+        for n in range(5):
+            service.record("tool.invoked", details={"n": n, "cost": 412.7, "big": 10**16})
+    assert verify_url(postgres_url).intact
+    execute(postgres_url, "UPDATE audit_log SET details_json = '{\"n\": 99}' WHERE seq = 3")
+    report = verify_url(postgres_url)
+    assert report.status is VerifyStatus.TAMPERED
+    assert [(f.kind, f.seq) for f in report.findings] == [(FindingKind.ALTERED, 3)]

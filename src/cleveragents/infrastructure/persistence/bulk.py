@@ -105,7 +105,7 @@ def append(
         )
     seq, prev_hex = int(head[0]), str(head[1])
     prev = bytes.fromhex(prev_hex)
-    stored_time = _aware if postgres else sqlite_time_text
+    stored_time = _utc if postgres else sqlite_time_text
     linked: list[tuple[Any, ...]] = []
     for row in rows:
         seq += 1
@@ -202,6 +202,11 @@ def sqlite_time_text(moment: datetime) -> str:
     if _aware(moment).utcoffset():
         moment = moment.astimezone(UTC)
     return moment.isoformat(" ", "microseconds")[:26]
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware ``moment`` in UTC: PostgreSQL refuses some offsets Python allows."""
+    return _aware(moment).astimezone(UTC)
 
 
 def _aware(moment: datetime) -> datetime:

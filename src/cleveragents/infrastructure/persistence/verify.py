@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, String, delete, func, select, type_coerce, update
+from sqlalchemy import Connection, String, Text, cast, delete, func, select, type_coerce, update
 
 from cleveragents.domain.chain import GENESIS_HASH
 from cleveragents.domain.event_types import SystemEventType
@@ -56,6 +56,8 @@ _COLUMNS = (
     audit_log.c.prev_hash,
     audit_log.c.entry_hash,
     audit_log.c.hmac,
+    # PostgreSQL's JSONB copy of details, as text, to check it against the hashed text.
+    cast(audit_log.c.details_json, Text).label("details_json"),
 )
 
 
@@ -143,16 +145,22 @@ def _stored_time(value: object) -> object:
     return value
 
 
-def _snapshot(connection: Connection) -> tuple[int | None, int]:
-    """(head_seq, the last id) in one statement, so in one snapshot: the rows up to that id
-    are exactly those the head row accounts for; writers append on while verify reads."""
-    head_seq, last_id = connection.execute(
+def _snapshot(connection: Connection) -> tuple[int | None, str | None, int]:
+    """(head_seq, head_hash, the last id) in one statement, so in one snapshot: the rows up
+    to that id are exactly those the head row accounts for; writers append on meanwhile."""
+    head = select(audit_chain.c.head_seq, audit_chain.c.head_hash).where(audit_chain.c.id == 1)
+    head_seq, head_hash, last_id = connection.execute(
         select(
-            select(audit_chain.c.head_seq).where(audit_chain.c.id == 1).scalar_subquery(),
+            head.with_only_columns(audit_chain.c.head_seq).scalar_subquery(),
+            head.with_only_columns(audit_chain.c.head_hash).scalar_subquery(),
             select(func.max(audit_log.c.id)).scalar_subquery(),
         )
     ).one()
-    return (None if head_seq is None else int(head_seq)), int(last_id or 0)
+    return (
+        None if head_seq is None else int(head_seq),
+        None if head_hash is None else str(head_hash),
+        int(last_id or 0),
+    )
 
 
 def verify_chain(
@@ -168,7 +176,7 @@ def verify_chain(
     ``progress(done, total)`` is called after every page.
     """
     checkpoints = list(checkpoints)
-    head_seq, last_id = _snapshot(connection)
+    head_seq, head_hash, last_id = _snapshot(connection)
     declared = _purge_declarations(connection)
     start_seq, start_prev = 1, GENESIS_HASH
     if declared:
@@ -212,7 +220,7 @@ def verify_chain(
         done += len(page)
         if progress is not None:
             progress(done, total)
-    return verifier.finish(head_seq=head_seq)
+    return verifier.finish(head_seq=head_seq, head_hash=head_hash)
 
 
 @dataclass(frozen=True, slots=True)
