@@ -107,14 +107,32 @@ def append(
     prev = bytes.fromhex(prev_hex)
     stored_time = _utc if postgres else sqlite_time_text
     linked: list[tuple[Any, ...]] = []
+    add, header, link = linked.append, canonical_header, entry_digest  # the hot loop's names
     for row in rows:
         seq += 1
-        created_at = stored_time(row[6])  # first: a naive time is a ValueError, not a TypeError
-        digest = entry_digest(prev, canonical_header(seq, *row))
+        event_id, kind, actor, resource, details, correlation_id, created, writer, number = row
+        stored = stored_time(created)  # first: a naive time is a ValueError, not a TypeError
+        digest = link(prev, header(seq, *row))
         hashed = digest.hex()
         mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
         # In the column order of the INSERT (ROW_FIELDS, then the chain's fields).
-        linked.append((*row[:6], created_at, row[7], row[8], seq, prev_hex, hashed, mac))
+        add(
+            (
+                event_id,
+                kind,
+                actor,
+                resource,
+                details,
+                correlation_id,
+                stored,
+                writer,
+                number,
+                seq,
+                prev_hex,
+                hashed,
+                mac,
+            )
+        )
         prev, prev_hex = digest, hashed
     insert = _postgres_copy if postgres else _sqlite_insert
     inserted = insert(connection, linked)
