@@ -673,7 +673,16 @@ def _details(text: str) -> dict[str, Any]:
 
 
 def _same_json(text: str, copy: str) -> bool:
-    """True when two JSON texts hold the same value (numbers compared exactly, as JSONB does)."""
+    """True when two JSON texts hold the same value (numbers compared exactly, as JSONB does).
+
+    Fast path: the copy, re-encoded canonically, is the text itself. Else (JSONB writes
+    1e16 as 10000000000000000, say) both are parsed with exact decimals and compared.
+    """
+    try:
+        if orjson.dumps(orjson.loads(copy), option=orjson.OPT_SORT_KEYS) == text.encode():
+            return True
+    except (orjson.JSONDecodeError, TypeError):
+        pass
     try:
         return bool(
             json.loads(text, parse_float=Decimal, parse_int=Decimal)
