@@ -30,6 +30,7 @@ from cleveragents.infrastructure.persistence.verify import (
     PURGE_BATCH,
     delete_through,
     move_origin,
+    one_snapshot,
     plan_purge,
     read_head,
     verify_chain,
@@ -62,7 +63,7 @@ def verify(
     try:
         with database.connect() as connection:
             return verify_chain(
-                connection,
+                one_snapshot(connection),
                 hmac_key=hmac_key,
                 checkpoints=checkpoints,
                 own_writer_id=own_writer_id,

@@ -235,11 +235,22 @@ def database_url_or_default(database_url: str | None) -> str:
     return load_settings().database_url
 
 
-def open_trail(database_url: str | None, *, create: bool = False) -> AuditDatabase:
-    """Open the audit database for the command line; nothing is created unless ``create``."""
-    url = database_url_or_default(database_url)
+def open_trail(
+    database_url: str | None, *, create: bool = False, appends: bool = False
+) -> AuditDatabase:
+    """Open the audit database for the command line; nothing is created unless ``create``.
+
+    A command that ``appends`` entries gets the settings' HMAC key, so that in keyed
+    mode what it appends carries an HMAC too.
+    """
+    url, key = database_url_or_default(database_url), None
+    if appends:
+        settings = load_settings(database_url)
+        url = settings.database_url
+        secret = settings.audit_hmac_key
+        key = None if secret is None else secret.get_secret_value().encode("utf-8")
     try:
-        return open_database(url, create=create)
+        return open_database(url, create=create, hmac_key=key)
     except AuditError as exc:
         fail(str(exc))
 

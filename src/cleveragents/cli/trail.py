@@ -49,7 +49,10 @@ def _key(key_env: str | None) -> bytes | None:
         if not value:
             raise _unverifiable(f"--key-env: the environment variable {key_env} is not set")
         return value.encode("utf-8")
-    secret = load_settings().audit_hmac_key
+    try:
+        secret = load_settings().audit_hmac_key
+    except CliError as exc:  # verify's own contract: could not verify is 4, never 2
+        raise _unverifiable(str(exc)) from None
     return None if secret is None else secret.get_secret_value().encode("utf-8")
 
 
@@ -90,7 +93,7 @@ def verify(
             raise _unverifiable(f"--checkpoint: {exc}") from None
     try:
         database = open_database(database_url_or_default(database_url), create=False)
-    except AuditError as exc:
+    except (AuditError, CliError) as exc:
         raise _unverifiable(str(exc)) from None
     try:
         report = _run_verify(database, key, checkpoints)
@@ -224,13 +227,7 @@ def purge(
     no longer be checked.
     """
     moment = parse_time(before, "--before")
-    settings = load_settings(database_url)
-    secret = settings.audit_hmac_key
-    key = None if secret is None else secret.get_secret_value().encode("utf-8")
-    try:
-        database = open_database(settings.database_url, create=False, hmac_key=key)
-    except AuditError as exc:
-        raise CliError(str(exc)) from None
+    database = open_trail(database_url, appends=True)
     try:
         report = trail.purge(database, moment)
     finally:

@@ -61,6 +61,7 @@ from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.event_types import coerce_stored_event_type
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.spool import NOT_REPLAYED
 
 __all__ = ["EXPORT_PAGE", "IMPORT_BATCH", "Format", "export", "import_", "parse_entry_line"]
 
@@ -263,6 +264,8 @@ def parse_entry_line(line: bytes) -> EntryRow:
         kind = coerce_stored_event_type(event_type)
     except ValueError:
         raise LineError(f"unknown event_type {event_type!r}") from None
+    if kind.value in NOT_REPLAYED:
+        raise LineError(f"{kind.value} entries are not imported: they belong to their own trail")
     created_text = _text_field(entry, "created_at", required=True)
     assert created_text is not None
     try:
@@ -313,7 +316,7 @@ def import_(
         except OSError as exc:
             fail(f"cannot read {source}: {exc.strerror}")
         size = os.fstat(stream.fileno()).st_size
-    database = open_trail(database_url, create=True)
+    database = open_trail(database_url, create=True, appends=True)
     read = imported = 0
     try:
         with _progress(rows=False) as progress:

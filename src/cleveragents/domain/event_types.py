@@ -42,6 +42,7 @@ class SystemEventType(StrEnum):
     WRITER_CLOSED = "writer.closed"
     WRITER_DROPPED = "writer.dropped"
     WRITER_SPOOLED = "writer.spooled"
+    SPOOL_REPLAYED = "spool.replayed"
     RETENTION_PURGED = "retention.purged"
 
 

@@ -251,6 +251,9 @@ class _Writer:
     missing: list[list[int]] = field(default_factory=list)  # [first, last] holes
     declared: list[list[int]] = field(default_factory=list)  # writer.spooled ranges
     late: list[tuple[int, StoredRow]] = field(default_factory=list)  # filled holes
+    # Rows after writer.closed, and writer_seqs seen twice: fine only if a replay
+    # (spool.replayed) declares them; judged at the end, when every declaration is known.
+    suspects: list[tuple[str, int, StoredRow]] = field(default_factory=list)
     opened: bool = False
     closed_at: int | None = None  # writer_seq of writer.closed
     dropped: int = 0
@@ -289,7 +292,8 @@ class ChainVerifier:
     ``start_seq``/``start_prev_hash``: where the chain is expected to begin (1 and
     GENESIS, or just after the newest ``retention.purged`` declaration).
     ``own_writer_id``: a writer still open in the verifying service itself, not
-    reported as unterminated.
+    reported as unterminated. ``jsonb_copies``: the trail is on PostgreSQL, where
+    every writer's row has ``details_json``.
     """
 
     def __init__(
@@ -301,12 +305,14 @@ class ChainVerifier:
         checkpoints: Iterable[Checkpoint] = (),
         own_writer_id: str | None = None,
         purged: bool = False,
+        jsonb_copies: bool = False,
     ) -> None:
         self._expected_seq = start_seq
         self._expected_prev = start_prev_hash
         self._key = hmac_key
         self._checkpoints = {cp.seq: cp for cp in checkpoints}
         self._own = own_writer_id
+        self._jsonb = jsonb_copies  # PostgreSQL: writers fill details_json on every row
         self._purged = purged or start_seq > 1
         self._start_seq = start_seq
         self._writers: dict[str, _Writer] = {}
@@ -317,6 +323,8 @@ class ChainVerifier:
         self._last_seq: int | None = None
         self._head_hash: str | None = None
         self._unkeyed_macs = 0
+        # writer_id -> writer_seq ranges that replays (spool.replayed) declare re-appended.
+        self._replayed: dict[str, list[list[int]]] = {}
 
     # -- findings --------------------------------------------------------------------
 
@@ -378,6 +386,8 @@ class ChainVerifier:
             )
         if row.writer_id is not None and row.writer_seq is not None:
             self._account(row)
+        elif row.event_type == SystemEventType.SPOOL_REPLAYED:
+            self._note_replay(row)
         self._expected_seq = max(self._expected_seq, row.seq + 1)
         self._expected_prev = row.entry_hash or ""
         self._last_seq = row.seq
@@ -449,7 +459,18 @@ class ChainVerifier:
                 row,
             )
             return
-        if row.details_json is not None and not _same_json(row.details, row.details_json):
+        if (
+            self._jsonb
+            and row.details_json is None
+            and row.writer_id is not None
+            and "\\u0000" not in row.details
+        ):
+            self.report(
+                FindingKind.ALTERED,
+                "details_json (PostgreSQL's JSONB copy, used by queries) was emptied",
+                row,
+            )
+        elif row.details_json is not None and not _same_json(row.details, row.details_json):
             self.report(
                 FindingKind.ALTERED,
                 "details_json (PostgreSQL's JSONB copy, used by queries) differs from the"
@@ -484,7 +505,7 @@ class ChainVerifier:
             writer = self._writers[writer_id] = _Writer(start, row.seq)
         if writer.closed_at is not None and not _in(writer.missing, number):
             # (A hole filled after writer.closed is a replay, checked as late at the end.)
-            self.report(FindingKind.INSERTED, "an entry of a writer after its writer.closed", row)
+            writer.suspects.append(("an entry of a writer after its writer.closed", number, row))
         if number == writer.next_seq:
             writer.next_seq += 1
         elif number > writer.next_seq:
@@ -494,8 +515,8 @@ class ChainVerifier:
             _remove(writer.missing, number)
             writer.late.append((number, row))  # a replay, if declared (checked at the end)
         else:
-            self.report(
-                FindingKind.INSERTED, f"writer_seq {number} appears twice for this writer", row
+            writer.suspects.append(
+                (f"writer_seq {number} appears twice for this writer", number, row)
             )
         writer.last_row = row
         kind = row.event_type
@@ -517,6 +538,15 @@ class ChainVerifier:
                     ):
                         writer.declared.append([pair[0], pair[1]])
 
+    def _note_replay(self, row: StoredRow) -> None:
+        writers = _details(row.details).get("writers")
+        if not isinstance(writers, dict):
+            return
+        for writer_id, ranges in writers.items():
+            for pair in ranges if isinstance(ranges, list) else ():
+                if isinstance(pair, list) and len(pair) == 2 and all(type(n) is int for n in pair):
+                    self._replayed.setdefault(writer_id, []).append([pair[0], pair[1]])
+
     # -- the end ---------------------------------------------------------------------
 
     def finish(self, *, head_seq: int | None, head_hash: str | None = None) -> VerifyReport:
@@ -536,7 +566,7 @@ class ChainVerifier:
         if head_seq is None:
             self.report(
                 FindingKind.ALTERED,
-                "the chain head row (audit_chain id 1) is missing",
+                "the chain head row (audit_chain id 1) is missing or unreadable",
             )
         elif head_seq > last:
             self.report(
@@ -586,8 +616,12 @@ class ChainVerifier:
         )
 
     def _finish_writer(self, writer_id: str, writer: _Writer) -> None:
+        replayed = self._replayed.get(writer_id, [])
+        for message, number, row in writer.suspects:
+            if not _in(replayed, number):
+                self.report(FindingKind.INSERTED, message, row)
         for number, row in writer.late:
-            if not _in(writer.declared, number):
+            if not _in(writer.declared, number) and not _in(replayed, number):
                 self.report(
                     FindingKind.REORDERED,
                     f"writer_seq {number} comes after later entries of its writer and was not"

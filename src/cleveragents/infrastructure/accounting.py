@@ -13,6 +13,11 @@ Every service instance, and every forked child of one, is a *writer* with its ow
   out of order, and the declaration tells ``verify`` that this is expected);
 - ``writer.closed`` last, on close: the last ``writer_seq`` and the totals.
 
+A replay of the spool appends what it re-appends followed by ``spool.replayed``
+(no writer of its own): for each writer, the ``writer_seq`` ranges it brought back,
+which ``verify`` then accepts after later entries of that writer, even after its
+``writer.closed``.
+
 A writer without ``writer.closed``, or with a hole in its ``writer_seq`` that no
 declaration covers, is what ``verify`` reports as possible loss. These rows are
 built here as 8-tuples; the queue (or the synchronous path) adds ``writer_seq``.
@@ -22,7 +27,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
@@ -33,7 +38,13 @@ from cleveragents.domain.details import encode_details
 from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.ids import new_event_id
 
-__all__ = ["WriterIdentity", "library_version", "system_row", "writer_seq_ranges"]
+__all__ = [
+    "WriterIdentity",
+    "library_version",
+    "replayed_declaration",
+    "system_row",
+    "writer_seq_ranges",
+]
 
 #: The actor of every system entry.
 SYSTEM_ACTOR = "cleveragents-audit"
@@ -140,3 +151,16 @@ def writer_seq_ranges(writer_seqs: Iterable[int]) -> list[list[int]]:
         else:
             ranges.append([number, number])
     return ranges
+
+
+def replayed_declaration(rows: Sequence[Any]) -> tuple[Any, ...] | None:
+    """The ``spool.replayed`` row for the writers' rows among ``rows``, or None if none."""
+    by_writer: dict[str, list[int]] = {}
+    for row in rows:
+        if row[7] is not None and row[8] is not None:
+            by_writer.setdefault(row[7], []).append(row[8])
+    if not by_writer:
+        return None
+    ranges = {writer: writer_seq_ranges(numbers) for writer, numbers in by_writer.items()}
+    details = {"writers": ranges, "count": sum(map(len, by_writer.values()))}
+    return (*system_row(SystemEventType.SPOOL_REPLAYED, details, writer_id=None), None)

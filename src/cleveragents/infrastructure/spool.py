@@ -25,7 +25,7 @@ from pathlib import Path
 import orjson
 
 from cleveragents.domain.details import encode_details, load_json_exact
-from cleveragents.domain.event_types import coerce_stored_event_type
+from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.infrastructure.persistence.rows import EntryRow
 
@@ -170,6 +170,8 @@ def _decode_line(raw: bytes) -> EntryRow:
     if not isinstance(event_id, str) or len(event_id) != 36:
         raise ValueError(f"bad event_id {event_id!r}")
     event_type = coerce_stored_event_type(item["event_type"]).value
+    if event_type in NOT_REPLAYED:
+        raise ValueError(f"{event_type} is written by the command itself, never replayed")
     texts = [item.get(name) for name in _TEXT_FIELDS]
     for name, value in zip(_TEXT_FIELDS, texts, strict=True):
         if value is not None and not isinstance(value, str):
@@ -195,6 +197,13 @@ def _decode_line(raw: bytes) -> EntryRow:
         writer_id,
         writer_seq,
     )
+
+
+#: System entries a spool or an import never brings in: a purge's or a replay's own
+#: declaration is made where it happens, and one from elsewhere could hide a deletion.
+NOT_REPLAYED = frozenset(
+    {SystemEventType.RETENTION_PURGED.value, SystemEventType.SPOOL_REPLAYED.value}
+)
 
 
 def _write_all(fd: int, payload: bytes) -> None:

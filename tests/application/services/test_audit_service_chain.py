@@ -452,8 +452,9 @@ def test_rows_given_up_to_the_spool_are_declared_then_replayed_intact(
     assert report.status is VerifyStatus.INTACT, report.findings
     service.close()
     assert verify_url(database_url).status is VerifyStatus.INTACT
-    # writer.opened, session.started, 100 entries, the declarations, writer.closed.
-    assert assert_gapless(database_url) == 1 + 1 + 100 + len(declared) + 1
+    # writer.opened, session.started, 100 entries, the declarations, the replay's own
+    # spool.replayed, writer.closed.
+    assert assert_gapless(database_url) == 1 + 1 + 100 + len(declared) + 1 + 1
     assert service.stats().spooled == len(poisoned)
 
 

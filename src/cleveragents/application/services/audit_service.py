@@ -8,6 +8,7 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 from __future__ import annotations
 
 import atexit
+import multiprocessing.util
 import os
 import queue
 import threading
@@ -180,6 +181,7 @@ class AuditService:
         self._sync_lock = threading.Lock()
         self._identity = self._identity.forked()
         self._sync_writer_seq = 0
+        self._sync_written = self._sync_failed = 0  # the child's own totals
         assert self._database is not None
         self._database.after_fork_in_child()
         if self._writer is not None:
@@ -330,6 +332,8 @@ class AuditService:
 
     def _write_now(self, row: PartialRow) -> int:
         with self._sync_lock:
+            if self._closed:  # close() ran since record() looked; its writer.closed is written
+                raise AuditServiceClosedError("the audit service is closed; record() is refused")
             self._open_forked_child()
             try:
                 entry_id = self._append_now(row)
@@ -736,7 +740,6 @@ os.register_at_fork(
 )
 
 
-@atexit.register
 def _close_sync_services() -> None:
     """At exit, close synchronous services nobody closed, so their writer.closed is written.
 
@@ -747,6 +750,23 @@ def _close_sync_services() -> None:
     for service in list(_open_services):
         if not service.is_async:
             service.close()
+
+
+atexit.register(_close_sync_services)
+
+
+# multiprocessing ends a forked child with os._exit(), after its own finalizers but
+# without atexit hooks: the child's synchronous services are closed there too.
+class _MultiprocessingExitHook:
+    def register(self) -> None:
+        multiprocessing.util.Finalize(None, _close_sync_services, exitpriority=1)
+
+
+_multiprocessing_exit_hook = _MultiprocessingExitHook()
+_multiprocessing_exit_hook.register()
+multiprocessing.util.register_after_fork(
+    _multiprocessing_exit_hook, _MultiprocessingExitHook.register
+)
 
 
 _PLAIN_TEXT = frozenset({str, type(None)})

@@ -23,7 +23,7 @@ first (replay and import always do).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -78,12 +78,15 @@ def append(
     *,
     hmac_key: bytes | None,
     skip_stored: bool = False,
+    declare: Callable[[Sequence[EntryRow]], EntryRow | None] | None = None,
 ) -> int:
     """Append ``rows`` to the chain in the connection's transaction; how many were new.
 
     The caller commits. With ``skip_stored``, rows whose event_id is stored (or
     repeated within ``rows``) are left out; without it, such a row raises
     :class:`StoredAlreadyError` and nothing of the batch may be committed.
+    ``declare(new_rows)`` may return one more row, appended after them in the same
+    transaction (a replay's declaration of what it re-appended); it is not counted.
 
     Raises:
         StoredAlreadyError: without ``skip_stored``, a row's event_id is stored already.
@@ -91,18 +94,26 @@ def append(
         sqlalchemy.exc.SQLAlchemyError: the database refused the write.
     """
     postgres = connection.dialect.name == "postgresql"
-    if not postgres:
-        _begin_immediate(connection)
-    if skip_stored:
-        rows = _new_rows(connection, rows)
     if not rows:
         return 0
+    if not postgres:
+        _begin_immediate(connection)
+    # The lock first, then the lookup: a row another writer commits meanwhile is seen.
     head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
     if head is None:
         raise AuditStorageError(
             f"the chain head (row 1 of {audit_chain.name}) is missing, so no entry can be"
             " chained: the trail was damaged or tampered with; run `cleveragents-audit verify`"
         )
+    if skip_stored:
+        rows = _new_rows(connection, rows)
+        if not rows:
+            return 0
+    declared = 0
+    if declare is not None:
+        extra = declare(rows)
+        if extra is not None:
+            rows, declared = [*rows, extra], 1
     seq, prev_hex = int(head[0]), str(head[1])
     prev = bytes.fromhex(prev_hex)
     stored_time = _utc if postgres else sqlite_time_text
@@ -141,7 +152,7 @@ def append(
             f"{len(linked) - inserted} of {len(linked)} rows are stored already"
         )
     connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev_hex))
-    return inserted
+    return inserted - declared
 
 
 def _begin_immediate(connection: Connection) -> None:

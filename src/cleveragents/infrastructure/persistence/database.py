@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.errors import AuditStorageError
+from cleveragents.infrastructure.accounting import replayed_declaration
 from cleveragents.infrastructure.persistence.bulk import StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.rows import EntryRow
@@ -189,8 +190,14 @@ def _row_level(exc: SQLAlchemyError) -> bool:
 
 
 def insert_new(connection: Connection, rows: Sequence[EntryRow], *, hmac_key: bytes | None) -> int:
-    """Append the rows whose event_id is not stored yet, in the caller's transaction."""
-    return append(connection, rows, hmac_key=hmac_key, skip_stored=True)
+    """Append the rows whose event_id is not stored yet, in the caller's transaction.
+
+    Rows of writers (a replayed spool) are declared by a ``spool.replayed`` entry in the
+    same transaction, so that ``verify`` knows why they arrive after later ones.
+    """
+    return append(
+        connection, rows, hmac_key=hmac_key, skip_stored=True, declare=replayed_declaration
+    )
 
 
 def insert_one(session: Session, row: EntryRow, *, hmac_key: bytes | None) -> int:

@@ -1,7 +1,8 @@
 """Reading the chain for ``verify``, ``checkpoint`` and ``purge``.
 
-The rows are read in pages by ``seq`` (keyset on the unique index), so memory
-stays bounded however long the trail is; the checks themselves are
+The rows are read in pages by ``id`` (commit order, the primary key), in one
+snapshot, so memory stays bounded however long the trail is and writers and
+purges can go on meanwhile; the checks themselves are
 :class:`cleveragents.domain.verification.ChainVerifier`'s.
 """
 
@@ -23,6 +24,7 @@ from cleveragents.domain.verification import (
     StoredRow,
     VerifyReport,
 )
+from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "PurgePlan",
     "delete_through",
     "move_origin",
+    "one_snapshot",
     "plan_purge",
     "read_head",
     "verify_chain",
@@ -134,12 +137,20 @@ def _pages(connection: Connection, through_id: int) -> Iterator[list[StoredRow]]
 
 
 def _stored_time(value: object) -> object:
-    """``created_at`` as the reads parse it (naive means UTC); any other value as it is."""
+    """``created_at`` as the reads parse it (naive means UTC); any other value as it is.
+
+    SQLite keeps it as text: only the one spelling the writer stores is a time here.
+    Another spelling of the same instant (``+23:59``, say) hashes the same but sorts
+    and filters differently, so it is left as text, which verify reports as altered.
+    """
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return value
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment if sqlite_time_text(moment) == value else value
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
@@ -156,11 +167,26 @@ def _snapshot(connection: Connection) -> tuple[int | None, str | None, int]:
             select(func.max(audit_log.c.id)).scalar_subquery(),
         )
     ).one()
-    return (
-        None if head_seq is None else int(head_seq),
-        None if head_hash is None else str(head_hash),
-        int(last_id or 0),
-    )
+    if type(head_seq) is not int:  # missing, or not a number (the row was tampered with)
+        return None, None, int(last_id or 0)
+    return head_seq, None if head_hash is None else str(head_hash), int(last_id or 0)
+
+
+def one_snapshot(connection: Connection) -> Connection:
+    """Make every read on ``connection`` (fresh, no statement run yet) see one snapshot.
+
+    A purge or a writer committing while verify pages through the trail must not
+    make rows vanish or appear between two pages. SQLite: a read transaction begun
+    explicitly (WAL keeps its snapshot); PostgreSQL: REPEATABLE READ, read only.
+    The transaction ends when the connection is returned.
+    """
+    if connection.dialect.name == "postgresql":
+        return connection.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN")
+    return connection
 
 
 def verify_chain(
@@ -201,6 +227,7 @@ def verify_chain(
         checkpoints=checkpoints,
         own_writer_id=own_writer_id,
         purged=bool(declared),
+        jsonb_copies=connection.dialect.name == "postgresql",
     )
     for checkpoint in checkpoints:
         if 0 < checkpoint.seq < start_seq:
