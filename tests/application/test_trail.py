@@ -215,3 +215,25 @@ def test_verify_with_invalid_settings_exits_4(
     monkeypatch.setenv("CLEVERAGENTS_AUDIT_HMAC_KEY", "")
     result = CliRunner().invoke(app, ["verify", "--database-url", sqlite_url])
     assert result.exit_code == 4, result.output
+
+
+def _record_in_child(service: AuditService) -> None:
+    service.record("tool.invoked", actor="child")
+
+
+@pytest.mark.parametrize("audit_async", [True, False], ids=["async", "sync"])
+def test_a_multiprocessing_child_that_never_closes_its_service_still_closes_its_writer(
+    sqlite_url: str, audit_async: bool
+) -> None:
+    """multiprocessing ends a child with os._exit(): its writer.closed is written anyway."""
+    import multiprocessing
+
+    service = AuditService(Settings(database_url=sqlite_url, audit_async=audit_async))
+    child = multiprocessing.get_context("fork").Process(target=_record_in_child, args=(service,))
+    child.start()
+    child.join(GENEROUS_S)
+    service.close()
+    assert child.exitcode == 0
+    report = verify_url(sqlite_url)
+    assert report.intact, report.to_dict()
+    assert report.writers == 2
