@@ -1,10 +1,10 @@
 """Verifying the chain: findings, the report, checkpoints, and the verifier itself.
 
 :class:`ChainVerifier` is fed the stored rows in ``id`` order, which is commit
-order and must be ``seq`` order (by
-``persistence/verify.py``, which pages through the database) and keeps only a
-bounded state: the previous row, and per writer its next expected
-``writer_seq``, holes and declarations. What it reports, with seq, id and kind:
+order and must be ``seq`` order (by ``persistence/verify.py``, which pages
+through the database). It keeps the previous row and, per writer, its next
+expected ``writer_seq``, holes, declarations and last row: memory grows with the
+number of writers, not of entries. What it reports, with seq, id and kind:
 
 ========================  =========================================  ==========
 kind                      meaning                                    exit code

@@ -98,11 +98,12 @@ class AuditLogRecord(Base):
 
 
 class AuditChainHead(Base):
-    """The chain's one head row (``id = 1``): the lock writers take, and where verify starts.
+    """The chain's one head row (``id = 1``): the lock writers take, and the chain's end.
 
-    ``head_*`` is the last entry appended; ``origin_*`` the first entry a verify
-    expects (seq 1 after GENESIS, moved forward by a purge, which declares it in
-    the chain with a ``retention.purged`` entry).
+    ``head_*`` is the last entry appended (verify checks that the trail ends there);
+    ``origin_*`` the first entry kept (seq 1 after GENESIS, moved forward by a
+    purge), which gives a checkpoint its ``count``. Verify does not trust the origin:
+    it starts after the newest ``retention.purged`` entry in the chain itself.
     """
 
     __tablename__ = "audit_chain"
