@@ -115,8 +115,8 @@ def then_missing(context: Context, seq: int) -> None:
     report = _report(context)
     deleted = [f for f in report["findings"] if f["kind"] == "deleted"]
     assert len(deleted) == 1, report
-    assert deleted[0]["seq"] == seq + 1  # reported on the entry after the hole
-    assert f"(seq {seq})" in deleted[0]["message"], deleted[0]
+    assert deleted[0]["seq"] == seq  # the missing seq; id names the entry after the hole
+    assert f"seq {seq} is missing" in deleted[0]["message"], deleted[0]
 
 
 @then(

@@ -362,14 +362,15 @@ def test_a_value_of_the_wrong_type_is_altered_not_a_crash(field: str, value: Any
 
 @pytest.mark.parametrize("value", ["3", 3.0, b"3"])
 def test_a_seq_that_is_not_an_integer_is_altered(value: Any) -> None:
-    """The row is named by id; its place in the chain is then a hole."""
+    """The row is named by id; its place in the chain is then a hole, at its seq."""
     rows = chain([entry() for _ in range(4)])
     rows[2] = replace(rows[2], seq=value)
     report = run(rows)
     assert [(f.kind, f.seq, f.id) for f in report.findings] == [
         (FindingKind.ALTERED, None, 30),
-        (FindingKind.DELETED, 4, 40),
+        (FindingKind.DELETED, 3, 40),
     ]
+    assert "before id 40 (seq 4" in report.findings[1].message
 
 
 def test_a_missing_entry_hash_is_altered() -> None:
@@ -383,13 +384,14 @@ def test_a_missing_entry_hash_is_altered() -> None:
     ]
 
 
-@pytest.mark.parametrize(("removed", "message"), [([2], "(seq 3)"), ([1, 2, 3], "(seq 2..4)")])
+@pytest.mark.parametrize(("removed", "message"), [([2], "seq 3 is"), ([1, 2, 3], "seq 2..4 is")])
 def test_deleted_entries_are_a_hole_in_seq(removed: list[int], message: str) -> None:
-    """A hole in seq is DELETED at the next row, with the missing seq range."""
+    """A hole in seq is DELETED at its first missing seq, naming the range and the next row."""
     rows = chain([entry() for _ in range(6)])
     kept = [row for index, row in enumerate(rows) if index not in removed]
     deleted = only(run(kept), FindingKind.DELETED)
-    assert deleted.seq == removed[-1] + 2
+    assert deleted.seq == removed[0] + 1
+    assert f"before id {rows[removed[-1] + 1].id} " in deleted.message
     assert message in deleted.message
     assert f"{len(removed)} entr" in deleted.message
 
@@ -405,9 +407,9 @@ def test_deleting_a_writers_entry_is_also_a_writer_gap() -> None:
 
 
 def test_deleting_the_first_entry_is_found() -> None:
-    """The chain must start at start_seq: a missing seq 1 is DELETED at seq 2."""
+    """The chain must start at start_seq: a missing seq 1 is DELETED, at seq 1."""
     rows = chain([entry() for _ in range(3)])
-    assert only(run(rows[1:]), FindingKind.DELETED).seq == 2
+    assert only(run(rows[1:]), FindingKind.DELETED).seq == 1
 
 
 def test_a_repeated_seq_is_reordered() -> None:
@@ -426,7 +428,7 @@ def test_seq_out_of_id_order_is_reordered() -> None:
     swapped = [rows[0], replace(rows[2], id=20), replace(rows[1], id=30), rows[3]]
     report = run(swapped)
     assert [(f.kind, f.seq, f.id) for f in report.findings] == [
-        (FindingKind.DELETED, 3, 20),
+        (FindingKind.DELETED, 2, 20),
         (FindingKind.REORDERED, 2, 30),
         (FindingKind.INSERTED, 4, 40),
     ]

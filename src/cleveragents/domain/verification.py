@@ -104,7 +104,11 @@ _RANK = {
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One thing wrong (or declared) in the trail, located by seq, id and event_id."""
+    """One thing wrong (or declared) in the trail, located by seq, id and event_id.
+
+    For ``deleted``, ``seq`` is the first missing seq, and ``id`` and ``event_id``
+    name the entry after the hole.
+    """
 
     kind: FindingKind
     message: str
@@ -342,7 +346,7 @@ class ChainVerifier:
             Finding(
                 kind,
                 message,
-                seq=row.seq if row is not None else seq,
+                seq=seq if seq is not None or row is None else row.seq,
                 id=row.id if row is not None else None,
                 event_id=row.event_id if row is not None else None,
                 writer_id=row.writer_id if row is not None else writer_id,
@@ -416,11 +420,14 @@ class ChainVerifier:
         assert row.seq is not None
         if row.seq > self._expected_seq:
             missing = row.seq - self._expected_seq
+            span = f"{self._expected_seq}" + (f"..{row.seq - 1}" if missing > 1 else "")
+            # Located by the (first) missing seq, and by the row after the hole (id, event).
             self.report(
                 FindingKind.DELETED,
-                f"{missing} entr{'y' if missing == 1 else 'ies'} missing before this one"
-                f" (seq {self._expected_seq}" + (f"..{row.seq - 1})" if missing > 1 else ")"),
+                f"{missing} entr{'y' if missing == 1 else 'ies'} deleted: seq {span} is"
+                f" missing before id {row.id} (seq {row.seq})",
                 row,
+                seq=self._expected_seq,
             )
         elif row.seq < self._expected_seq:
             self.report(
