@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -248,6 +248,16 @@ class StoredRow:
     details_json: str | None = None  # PostgreSQL's JSONB copy of details, as text
 
 
+class _Place(NamedTuple):
+    """Where a row is, without its contents."""
+
+    id: int
+    seq: int | None
+    event_id: str
+    writer_id: str | None
+    writer_seq: int | None
+
+
 @dataclass(slots=True)
 class _Writer:
     next_seq: int  # the writer_seq expected next
@@ -261,7 +271,7 @@ class _Writer:
     opened: bool = False
     closed_at: int | None = None  # writer_seq of writer.closed
     dropped: int = 0
-    last_row: StoredRow | None = None
+    last_row: StoredRow | _Place | None = None
 
 
 def _in(ranges: Iterable[list[int]], number: int) -> bool:
@@ -336,7 +346,7 @@ class ChainVerifier:
         self,
         kind: FindingKind,
         message: str,
-        row: StoredRow | None = None,
+        row: StoredRow | _Place | None = None,
         *,
         seq: int | None = None,
         writer_id: str | None = None,
@@ -531,6 +541,9 @@ class ChainVerifier:
             writer.opened = True
         elif kind == SystemEventType.WRITER_CLOSED:
             writer.closed_at = number
+            # A closed writer keeps only where it ended, not its last row's contents:
+            # a trail of many short-lived writers then costs little memory each.
+            writer.last_row = _Place(row.id, row.seq, row.event_id, writer_id, number)
         elif kind in (SystemEventType.WRITER_DROPPED, SystemEventType.WRITER_SPOOLED):
             details = _details(row.details)
             if kind == SystemEventType.WRITER_DROPPED:
