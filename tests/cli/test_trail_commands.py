@@ -521,3 +521,21 @@ def test_verify_as_a_process_exits_with_the_verdict(
     assert run("verify", "--database-url", f"sqlite:///{tmp_path / 'none.db'}").returncode == 4
     execute(sqlite_url, "UPDATE audit_log SET resource = NULL WHERE seq = 3")
     assert run("verify", "--database-url", sqlite_url).returncode == 0
+
+
+def test_export_and_stats_count_system_entries_only_with_system(
+    make_service: MakeService, database_url: str
+) -> None:
+    """export and stats leave writer.* out unless --system, totals included."""
+    write_trail(make_service, database_url, 4)  # writer.opened, 4 entries, writer.closed
+    exported = json_lines(run_cli("export", "--database-url", database_url).stdout)
+    assert [line["event_type"] for line in exported] == ["tool.invoked"] * 4
+    everything = json_lines(run_cli("export", "--database-url", database_url, "--system").stdout)
+    kinds = [line["event_type"] for line in everything]
+    assert (kinds[0], kinds[-1], len(kinds)) == ("writer.opened", "writer.closed", 6)
+    stats = orjson.loads(run_cli("stats", "--database-url", database_url, "--json").stdout)
+    assert (stats["rows"], stats["rows_in_trail"]) == (4, 4)
+    stats = orjson.loads(
+        run_cli("stats", "--database-url", database_url, "--json", "--system").stdout
+    )
+    assert (stats["rows"], stats["rows_in_trail"]) == (6, 6)

@@ -52,7 +52,9 @@ def stats(
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
-            everything = browse.count_rows(connection, EntryFilter(), after_id=None, up_to_id=None)
+            everything = browse.count_rows(
+                connection, EntryFilter(include_system=system), after_id=None, up_to_id=None
+            )
             groups: list[tuple[Any, Any, int]]
             actor_totals: list[tuple[Any, int]] | None
             if where.since is None and where.until is None:  # two scans of covering indexes
