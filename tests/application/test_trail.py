@@ -8,35 +8,16 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from typer.testing import CliRunner
 
 from cleveragents import AuditService, Settings
 from cleveragents.application import trail
 from cleveragents.cli.main import app
-from cleveragents.domain.verification import FindingKind, VerifyReport, VerifyStatus
+from cleveragents.domain.verification import FindingKind, VerifyStatus
 from cleveragents.infrastructure.persistence.database import open_database
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, sqlite_path
-
-
-def verify_url(url: str, *, key: bytes | None = None) -> VerifyReport:
-    """Verify ``url`` from outside any service."""
-    database = open_database(url, create=False)
-    try:
-        return trail.verify(database, hmac_key=key)
-    finally:
-        database.dispose()
-
-
-def run_sql(url: str, statement: str) -> None:
-    """One statement, committed, on a separate engine."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            connection.execute(text(statement))
-    finally:
-        engine.dispose()
+from tests.trail_support import execute, verify_url
 
 
 def test_an_outage_that_refuses_the_writers_declarations_too_verifies_after_replay(
@@ -173,7 +154,7 @@ def test_an_emptied_jsonb_copy_is_altered(postgres_url: str) -> None:
     """details_json set to NULL on a writer's row hides it from JSON queries: altered."""
     with AuditService(Settings(database_url=postgres_url)) as service:
         service.record("tool.invoked", details={"n": 1})
-    run_sql(postgres_url, "UPDATE audit_log SET details_json = NULL WHERE seq = 2")
+    execute(postgres_url, "UPDATE audit_log SET details_json = NULL WHERE seq = 2")
     report = verify_url(postgres_url)
     assert [(f.kind, f.seq) for f in report.findings] == [(FindingKind.ALTERED, 2)]
 
@@ -182,7 +163,7 @@ def test_a_head_row_that_is_not_a_number_is_a_finding_not_a_crash(sqlite_url: st
     """A tampered head row is reported; verify still checks every entry."""
     with AuditService(Settings(database_url=sqlite_url)) as service:
         service.record("tool.invoked")
-    run_sql(sqlite_url, "UPDATE audit_chain SET head_seq = 'x'")
+    execute(sqlite_url, "UPDATE audit_chain SET head_seq = 'x'")
     report = verify_url(sqlite_url)
     assert report.status is VerifyStatus.TAMPERED
     assert report.entries == 3

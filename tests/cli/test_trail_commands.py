@@ -19,7 +19,6 @@ from typing import Any
 import orjson
 import pytest
 import structlog
-from sqlalchemy import create_engine, text
 from typer.testing import Result
 
 from cleveragents.domain.details import encode_details
@@ -28,6 +27,7 @@ from cleveragents.infrastructure.persistence.database import open_database
 from tests.cli.conftest import T0, json_lines, run_cli, script
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S
+from tests.trail_support import execute, fetch
 
 #: Every field of ``verify --json``.
 REPORT_FIELDS = {
@@ -61,27 +61,6 @@ def _logs_as_the_script_sets_them() -> Iterator[None]:
     )
     yield
     structlog.configure(**saved)
-
-
-def execute(url: str, *statements: str, **params: Any) -> None:
-    """Run ``statements`` in one transaction on a connection of a separate engine."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.execute(text(statement), params)
-    finally:
-        engine.dispose()
-
-
-def fetch(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
-    """The rows of one query, read with a separate engine."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(statement), params)]
-    finally:
-        engine.dispose()
 
 
 def write_trail(make_service: MakeService, url: str, count: int = 10, **settings: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditStorageError
@@ -42,6 +42,7 @@ __all__ = [
     "PurgeReport",
     "append_checkpoint",
     "current_checkpoint",
+    "head_checkpoint",
     "load_checkpoints",
     "purge",
     "verify",
@@ -81,12 +82,21 @@ def current_checkpoint(database: AuditDatabase) -> Checkpoint:
     """
     try:
         with database.connect() as connection:
-            head = read_head(connection)
+            return head_checkpoint(connection, database.url)
     except SQLAlchemyError as exc:
         raise AuditStorageError(f"cannot read {database.url}: {describe(exc)}") from exc
+
+
+def head_checkpoint(connection: Connection, where: str) -> Checkpoint:
+    """A checkpoint of the chain head ``connection`` sees; ``where`` names the database.
+
+    Raises:
+        AuditStorageError: the head row is missing (the trail is damaged).
+    """
+    head = read_head(connection)
     if head is None:
         raise AuditStorageError(
-            f"the chain head of {database.url} is missing: run `cleveragents-audit verify`"
+            f"the chain head of {where} is missing: run `cleveragents-audit verify`"
         )
     return head.checkpoint()
 

@@ -246,9 +246,7 @@ def open_trail(
     url, key = database_url_or_default(database_url), None
     if appends:
         settings = load_settings(database_url)
-        url = settings.database_url
-        secret = settings.audit_hmac_key
-        key = None if secret is None else secret.get_secret_value().encode("utf-8")
+        url, key = settings.database_url, settings.hmac_key_bytes()
     try:
         return open_database(url, create=create, hmac_key=key)
     except AuditError as exc:

@@ -50,10 +50,9 @@ def _key(key_env: str | None) -> bytes | None:
             raise _unverifiable(f"--key-env: the environment variable {key_env} is not set")
         return value.encode("utf-8")
     try:
-        secret = load_settings().audit_hmac_key
+        return load_settings().hmac_key_bytes()
     except CliError as exc:  # verify's own contract: could not verify is 4, never 2
         raise _unverifiable(str(exc)) from None
-    return None if secret is None else secret.get_secret_value().encode("utf-8")
 
 
 def verify(

@@ -119,6 +119,11 @@ class Settings(BaseSettings):
         "entries are written.",
     )
 
+    def hmac_key_bytes(self) -> bytes | None:
+        """The HMAC key as UTF-8 bytes, or None when keyed mode is off."""
+        secret = self.audit_hmac_key
+        return None if secret is None else secret.get_secret_value().encode("utf-8")
+
     @field_validator("audit_hmac_key")
     @classmethod
     def _check_hmac_key(cls, value: SecretStr | None) -> SecretStr | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["decode_details", "encode_details", "load_json_exact"]
+__all__ = ["decode_details", "encode_details", "jsonb_can_hold", "load_json_exact"]
 
 _SCALARS = (str, int, bool, type(None))
 _PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
@@ -75,6 +75,14 @@ def load_json_exact(text: str | bytes) -> Any:
     else:
         exact = _LONG_DIGITS.search(text) is not None
     return json.loads(text) if exact else orjson.loads(text)
+
+
+def jsonb_can_hold(text: str) -> bool:
+    """True unless the details ``text`` holds U+0000, which PostgreSQL's JSONB refuses.
+
+    Such details are kept exactly in the text column; their JSONB copy stays NULL.
+    """
+    return "\\u0000" not in text
 
 
 def _is_plain_json(value: object) -> bool:

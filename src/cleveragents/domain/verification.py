@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash, entry_hmac
+from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.event_types import SystemEventType
 
 __all__ = [
@@ -480,7 +481,7 @@ class ChainVerifier:
             self._jsonb
             and row.details_json is None
             and row.writer_id is not None
-            and "\\u0000" not in row.details
+            and jsonb_can_hold(row.details)
         ):
             self.report(
                 FindingKind.ALTERED,

@@ -24,8 +24,6 @@ What the writer guarantees:
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing.util
 import queue
 import threading
 import time
@@ -36,6 +34,7 @@ from typing import Any, Protocol
 import structlog
 
 from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.persistence.rows import EntryRow, SystemRow
 from cleveragents.infrastructure.spool import Spool
 
@@ -595,23 +594,9 @@ def _nonnegative(timeout: float | None) -> float | None:
 _running: set[AuditWriter] = set()
 
 
-@atexit.register
 def _stop_running_writers() -> None:
     for writer in list(_running):
         writer.stop_at_exit()
 
 
-# multiprocessing ends a forked child (start methods "fork" and "forkserver") with
-# os._exit(), which skips atexit hooks but first runs multiprocessing's own
-# finalizers. The child's writers are stopped there too. The registration is cleared
-# in each new child, so it is renewed after every fork multiprocessing makes.
-class _MultiprocessingExitHook:
-    def register(self) -> None:
-        multiprocessing.util.Finalize(None, _stop_running_writers, exitpriority=0)
-
-
-_multiprocessing_exit_hook = _MultiprocessingExitHook()
-_multiprocessing_exit_hook.register()
-multiprocessing.util.register_after_fork(
-    _multiprocessing_exit_hook, _MultiprocessingExitHook.register
-)
+run_at_exit(_stop_running_writers, priority=0)

@@ -22,16 +22,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from cleveragents import AuditQueueFullError, AuditService, Settings
 from cleveragents.application import trail
 from cleveragents.domain.event_types import SystemEventType
-from cleveragents.domain.verification import Checkpoint, FindingKind, VerifyReport, VerifyStatus
+from cleveragents.domain.verification import Checkpoint, FindingKind, VerifyStatus
 from cleveragents.infrastructure.persistence.database import open_database
 from tests.conftest import MakeService, libpq_conninfo
 from tests.processes import child_env, finish, start_child, wait_for_line
 from tests.support import GENEROUS_S, SQLiteWriteLock, sqlite_path, wait_until
+from tests.trail_support import execute, fetch, verify_url
 
 #: Finding kinds that mean someone changed the stored trail.
 TAMPERING = {
@@ -44,38 +44,6 @@ TAMPERING = {
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def verify_url(
-    url: str, *, key: bytes | None = None, checkpoints: list[Checkpoint] | None = None
-) -> VerifyReport:
-    """Verify the trail at ``url`` from outside any service (no writer of its own)."""
-    database = open_database(url, create=False)
-    try:
-        return trail.verify(database, hmac_key=key, checkpoints=checkpoints or [])
-    finally:
-        database.dispose()
-
-
-def execute(url: str, *statements: str, **params: Any) -> None:
-    """Run ``statements`` in one transaction on a connection of a separate engine."""
-    engine = create_engine(url)
-    try:
-        with engine.begin() as connection:
-            for statement in statements:
-                connection.execute(text(statement), params)
-    finally:
-        engine.dispose()
-
-
-def fetch(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
-    """The rows of one query, read with a separate engine."""
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(statement), params)]
-    finally:
-        engine.dispose()
 
 
 def assert_gapless(url: str) -> int:

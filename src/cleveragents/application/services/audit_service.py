@@ -7,8 +7,6 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 
 from __future__ import annotations
 
-import atexit
-import multiprocessing.util
 import os
 import queue
 import threading
@@ -34,7 +32,6 @@ from cleveragents.domain.entry import PENDING_ID, AuditLogEntry
 from cleveragents.domain.errors import (
     AuditQueueFullError,
     AuditServiceClosedError,
-    AuditStorageError,
 )
 from cleveragents.domain.event_types import (
     SYSTEM_EVENT_TYPES,
@@ -49,6 +46,7 @@ from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
 from cleveragents.domain.verification import Checkpoint, VerifyReport
 from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.persistence import reads
 from cleveragents.infrastructure.persistence.database import (
     AuditDatabase,
@@ -60,7 +58,7 @@ from cleveragents.infrastructure.persistence.database import (
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.rows import EntryRow
-from cleveragents.infrastructure.persistence.verify import read_head, verify_chain
+from cleveragents.infrastructure.persistence.verify import verify_chain
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
 from cleveragents.infrastructure.writer import (
     AuditQueue,
@@ -107,8 +105,7 @@ class AuditService:
         # so the database sees this writer's rows in writer_seq order.
         self._sync_lock = threading.Lock()
         self._sync_writer_seq = 0
-        secret = self._settings.audit_hmac_key
-        self._hmac_key = None if secret is None else secret.get_secret_value().encode("utf-8")
+        self._hmac_key = self._settings.hmac_key_bytes()
         self._identity = WriterIdentity(
             "sync" if session is not None or not self._settings.audit_async else "async"
         )
@@ -564,10 +561,7 @@ class AuditService:
         if self._closed:
             raise AuditServiceClosedError("the audit service is closed; checkpoint() is refused")
         if self._session is not None:
-            head = read_head(self._session.connection())
-            if head is None:
-                raise AuditStorageError("the chain head is missing: run cleveragents-audit verify")
-            return head.checkpoint()
+            return trail.head_checkpoint(self._session.connection(), "the session's database")
         assert self._database is not None
         return trail.current_checkpoint(self._database)
 
@@ -752,21 +746,8 @@ def _close_sync_services() -> None:
             service.close()
 
 
-atexit.register(_close_sync_services)
-
-
-# multiprocessing ends a forked child with os._exit(), after its own finalizers but
-# without atexit hooks: the child's synchronous services are closed there too.
-class _MultiprocessingExitHook:
-    def register(self) -> None:
-        multiprocessing.util.Finalize(None, _close_sync_services, exitpriority=1)
-
-
-_multiprocessing_exit_hook = _MultiprocessingExitHook()
-_multiprocessing_exit_hook.register()
-multiprocessing.util.register_after_fork(
-    _multiprocessing_exit_hook, _MultiprocessingExitHook.register
-)
+# Before the writers' own hook (priority 0): a synchronous service has nothing queued.
+run_at_exit(_close_sync_services, priority=1)
 
 
 _PLAIN_TEXT = frozenset({str, type(None)})

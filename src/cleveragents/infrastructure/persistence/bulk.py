@@ -31,6 +31,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
 from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac
+from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
@@ -249,6 +250,6 @@ def jsonb_text(details: str | None) -> str | None:
 
     The text column keeps such details exactly.
     """
-    if details is None or "\\u0000" in details:
+    if details is None or not jsonb_can_hold(details):
         return None
     return details
