@@ -16,7 +16,8 @@ class AuditStats:
     ``spooled`` of those, kept in the dead-letter spool for replay; ``rejected`` refused
     by ``record()`` because the queue was full; ``retried`` transient errors that
     were retried; ``batches`` committed transactions; ``queue_depth`` entries
-    waiting now.
+    waiting now; ``adapter_failed`` events a framework adapter (``cleveragents.integrations``)
+    could not record (each also logged as ``audit_adapter_failed``).
     """
 
     enqueued: int
@@ -27,3 +28,4 @@ class AuditStats:
     batches: int
     queue_depth: int
     spooled: int = 0
+    adapter_failed: int = 0

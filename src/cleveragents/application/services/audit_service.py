@@ -7,6 +7,7 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import threading
@@ -101,6 +102,7 @@ class AuditService:
         self._lock = threading.Lock()  # close(), and the counters below
         self._sync_written = 0
         self._sync_failed = 0
+        self._adapter_failed = 0
         # Synchronous writes: writer_seq is taken and the row committed under this lock,
         # so the database sees this writer's rows in writer_seq order.
         self._sync_lock = threading.Lock()
@@ -225,6 +227,61 @@ class AuditService:
                 to wait (longer); the entry is not recorded.
             AuditServiceClosedError: the service is closed.
         """
+        kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
+        if self._queue is not None:
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                self._put_when_full(row)
+            if self._closed:
+                self._spool_if_orphaned()
+            entry_id = PENDING_ID
+        else:
+            entry_id = self._write_now(row)
+        return _entry(entry_id, kind, row, masked)
+
+    async def arecord(
+        self,
+        event_type: AuditEventType | str,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: str | None = None,
+    ) -> AuditLogEntry:
+        """:meth:`record` for asyncio code: never blocks the event loop.
+
+        The entry is checked in the caller's thread (the same errors as
+        :meth:`record`, raised at the call). Asynchronous service with room in the
+        queue: returns as :meth:`record` does, without a context switch. Queue full
+        with overflow ``block``: waits for room in a worker thread while the loop
+        runs on. Synchronous service: the INSERT + COMMIT runs in a worker thread.
+
+        A task cancelled while it waits for room may still have its entry recorded
+        (the waiting thread cannot be recalled); it is never recorded twice.
+        """
+        kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
+        if self._queue is not None:
+            try:
+                self._queue.put_nowait(row)
+            except queue.Full:
+                await asyncio.to_thread(self._put_when_full, row)
+            if self._closed:
+                self._spool_if_orphaned()
+            entry_id = PENDING_ID
+        else:
+            entry_id = await asyncio.to_thread(self._write_now, row)
+        return _entry(entry_id, kind, row, masked)
+
+    def _prepare(
+        self,
+        event_type: AuditEventType | str,
+        actor: str | None,
+        resource: str | None,
+        details: Mapping[str, Any] | None,
+        correlation_id: str | None,
+    ) -> tuple[AuditEventType, PartialRow, Mapping[str, Any] | None]:
+        """Check and encode one entry in the caller's thread: its row and masked details."""
         if self._closed:
             raise AuditServiceClosedError("the audit service is closed; record() is refused")
         kind = coerce_event_type(event_type)
@@ -238,39 +295,17 @@ class AuditService:
             _check_text("correlation_id", correlation_id)
         if self._redactor is not None:  # a masked copy; the caller's object is left alone
             details = self._redactor.redact(details)
-        details_json = encode_details(details)
-        event_id = new_event_id()
-        created_at = datetime.now(UTC)
         row: PartialRow = (  # the queue (or _write_now) adds writer_seq
-            event_id,
+            new_event_id(),
             kind.value,
             actor,
             resource,
-            details_json,
+            encode_details(details),
             correlation_id,
-            created_at,
+            datetime.now(UTC),
             self._identity.writer_id,
         )
-        if self._queue is not None:
-            try:
-                self._queue.put_nowait(row)
-            except queue.Full:
-                self._put_when_full(row)
-            if self._closed:
-                self._spool_if_orphaned()
-            entry_id = PENDING_ID
-        else:
-            entry_id = self._write_now(row)
-        return AuditLogEntry(  # positional: measurably cheaper on this hot path
-            entry_id,
-            event_id,
-            kind,
-            actor,
-            resource,
-            {} if details is None else dict(details),
-            correlation_id,
-            created_at,
-        )
+        return kind, row, details
 
     def _put_when_full(self, row: PartialRow) -> None:
         """Apply the overflow policy to a row that found the queue full."""
@@ -370,6 +405,26 @@ class AuditService:
         self._sync_writer_seq = writer_seq
         return entry_id
 
+    def note_adapter_failure(
+        self, adapter: str, error: BaseException, *, event_type: str | None = None
+    ) -> None:
+        """Account for an event a framework adapter could not record: logged and counted.
+
+        For adapters (``cleveragents.integrations``), which must never raise into
+        the framework they observe: the loss shows in ``stats().adapter_failed`` and
+        as an ``audit_adapter_failed`` error in the log.
+        """
+        with self._lock:
+            self._adapter_failed += 1
+            total = self._adapter_failed
+        _log.error(
+            "audit_adapter_failed",
+            adapter=adapter,
+            event_type=event_type,
+            error=f"{type(error).__name__}: {error}",
+            total_adapter_failed=total,
+        )
+
     # -- the event bus -----------------------------------------------------------------
 
     def attach(self, bus: ReactiveEventBus) -> Callable[[], None]:
@@ -408,6 +463,14 @@ class AuditService:
         if self._writer is None:
             return True
         return self._writer.flush(timeout)
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """:meth:`flush` for asyncio code: waits in a worker thread, never on the loop."""
+        return await asyncio.to_thread(self.flush, timeout)
+
+    async def aclose(self) -> None:
+        """:meth:`close` for asyncio code: drains in a worker thread, never on the loop."""
+        await asyncio.to_thread(self.close)
 
     def close(self) -> None:
         """Flush, stop the writer and dispose what the service owns. Idempotent.
@@ -591,6 +654,17 @@ class AuditService:
     ) -> None:
         self.close()
 
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
     def __repr__(self) -> str:
         mode = "async" if self.is_async else "sync"
         where = "session" if self._database is None else self._database.url
@@ -677,6 +751,7 @@ class AuditService:
                 retried=self._writer.retried,
                 batches=self._writer.batches,
                 queue_depth=self._queue.entries_waiting(),
+                adapter_failed=self._adapter_failed,
             )
         return AuditStats(
             enqueued=self._sync_written + self._sync_failed,
@@ -686,6 +761,7 @@ class AuditService:
             retried=0,
             batches=self._sync_written,
             queue_depth=0,
+            adapter_failed=self._adapter_failed,
         )
 
     @contextmanager
@@ -751,6 +827,22 @@ run_at_exit(_close_sync_services, priority=1)
 
 
 _PLAIN_TEXT = frozenset({str, type(None)})
+
+
+def _entry(
+    entry_id: int, kind: AuditEventType, row: PartialRow, details: Mapping[str, Any] | None
+) -> AuditLogEntry:
+    """The entry record() returns for ``row`` (positional: cheaper on the hot path)."""
+    return AuditLogEntry(
+        entry_id,
+        row[0],
+        kind,
+        row[2],
+        row[3],
+        {} if details is None else dict(details),
+        row[5],
+        row[6],
+    )
 
 
 def _check_text(name: str, value: object) -> None:

@@ -1,0 +1,178 @@
+"""What every framework adapter shares: values made JSON, and recording that never raises.
+
+Frameworks hand adapters messages, documents, pydantic models, bytes and times; an
+entry's ``details`` hold JSON only. :func:`to_jsonable` converts any value (models by
+``model_dump``, bytes as base64, times in ISO 8601, anything else by ``str``), clips
+what would not fit an entry's limits, and never raises. :class:`AdapterRecorder`
+records through the service and turns every failure into a log line and a count in
+``stats().adapter_failed``, so a framework callback never sees an exception.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import math
+from collections.abc import Mapping
+from datetime import date, datetime, time, timedelta
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from cleveragents.domain.event_types import AuditEventType
+from cleveragents.domain.limits import MAX_DETAILS_DEPTH, MAX_TEXT_BYTES
+
+if TYPE_CHECKING:
+    from cleveragents.application.services.audit_service import AuditService
+
+__all__ = ["MAX_ITEMS", "MAX_STRING_CHARS", "AdapterRecorder", "clip_text", "to_jsonable"]
+
+#: Strings in details longer than this are cut, with a note of how much was cut.
+MAX_STRING_CHARS = 16_384
+#: Lists and mappings in details keep at most this many items.
+MAX_ITEMS = 1_000
+# Levels to_jsonable descends; well inside the entry's own depth limit.
+_MAX_DEPTH = MAX_DETAILS_DEPTH // 2
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as a JSON value an entry's ``details`` accept; never raises."""
+    try:
+        return _convert(value, 0)
+    except Exception as exc:  # a model_dump or __str__ that fails: say so, keep the rest
+        return f"<unconvertible {type(value).__name__}: {type(exc).__name__}>"
+
+
+def clip_text(value: object) -> str | None:
+    """``value`` as text fit for ``actor``, ``resource`` or ``correlation_id`` (or None)."""
+    if value is None:
+        return None
+    text = _clean(value if isinstance(value, str) else str(value)).replace("\x00", "")
+    if len(text.encode("utf-8")) <= MAX_TEXT_BYTES:
+        return text
+    return text.encode("utf-8")[: MAX_TEXT_BYTES - 3].decode("utf-8", "ignore") + "..."
+
+
+def _convert(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if value is None or kind is bool or kind is int:
+        return value
+    if kind is str:
+        return _clip(value)
+    if isinstance(value, float):
+        return float(value) if math.isfinite(value) else str(value)
+    if isinstance(value, Enum):
+        return _convert(value.value, depth)
+    if isinstance(value, bool | int):
+        return int(value)
+    if isinstance(value, str):
+        return _clip(str(value))
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)[: MAX_STRING_CHARS * 3 // 4]).decode("ascii")
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if depth >= _MAX_DEPTH:
+        return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
+    if isinstance(value, Mapping):
+        items = list(value.items())
+        converted = {_clip(str(k)): _convert(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        if len(items) > MAX_ITEMS:
+            converted["..."] = f"{len(items) - MAX_ITEMS} more items"
+        return converted
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        converted_list = [_convert(item, depth + 1) for item in items[:MAX_ITEMS]]
+        if len(items) > MAX_ITEMS:
+            converted_list.append(f"... {len(items) - MAX_ITEMS} more items")
+        return converted_list
+    model_dump = getattr(value, "model_dump", None)
+    if callable(model_dump):  # pydantic v2 models: LangChain messages and documents, SDK types
+        return _convert(model_dump(), depth + 1)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return _convert(fields, depth + 1)
+    return _clip(str(value))
+
+
+def _clip(text: str) -> str:
+    text = _clean(text)
+    if len(text) <= MAX_STRING_CHARS:
+        return text
+    return f"{text[:MAX_STRING_CHARS]}... [{len(text) - MAX_STRING_CHARS} more characters]"
+
+
+def _clean(text: str) -> str:
+    """``text`` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
+    return text
+
+
+class AdapterRecorder:
+    """Records an adapter's entries; a failure is logged and counted, never raised."""
+
+    __slots__ = ("_audit", "_name")
+
+    def __init__(self, audit: AuditService, name: str) -> None:
+        self._audit = audit
+        self._name = name
+
+    @property
+    def audit(self) -> AuditService:
+        """The service entries go to."""
+        return self._audit
+
+    def record(
+        self,
+        event_type: AuditEventType,
+        *,
+        actor: object = None,
+        resource: object = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: object = None,
+    ) -> bool:
+        """Record one entry with its values made fit; False (logged, counted) if it failed."""
+        try:
+            self._audit.record(
+                event_type,
+                actor=clip_text(actor),
+                resource=clip_text(resource),
+                details=to_jsonable(details or {}),
+                correlation_id=clip_text(correlation_id),
+            )
+        except Exception as exc:
+            self._failed(exc, event_type)
+            return False
+        return True
+
+    async def arecord(
+        self,
+        event_type: AuditEventType,
+        *,
+        actor: object = None,
+        resource: object = None,
+        details: Mapping[str, Any] | None = None,
+        correlation_id: object = None,
+    ) -> bool:
+        """:meth:`record` through ``AuditService.arecord``: never blocks the event loop."""
+        try:
+            await self._audit.arecord(
+                event_type,
+                actor=clip_text(actor),
+                resource=clip_text(resource),
+                details=to_jsonable(details or {}),
+                correlation_id=clip_text(correlation_id),
+            )
+        except Exception as exc:
+            self._failed(exc, event_type)
+            return False
+        return True
+
+    def _failed(self, exc: BaseException, event_type: AuditEventType) -> None:
+        # An adapter must never raise into its framework, not even about its own failure.
+        with contextlib.suppress(Exception):
+            self._audit.note_adapter_failure(self._name, exc, event_type=event_type.value)
