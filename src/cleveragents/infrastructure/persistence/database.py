@@ -275,11 +275,11 @@ def open_database(
                 connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
             )
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        reason = str(exc)
+        problem = str(exc)
         if isinstance(exc, ImportError) and backend == "postgresql":
-            reason = f"the PostgreSQL driver (psycopg 3) cannot be imported ({exc}); install it "
-            reason += f"with: {POSTGRES_EXTRA}"
-        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {reason}") from exc
+            problem = f"the PostgreSQL driver (psycopg 3) cannot be imported ({exc}); install it "
+            problem += f"with: {POSTGRES_EXTRA}"
+        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {problem}") from exc
     try:
         if check_schema:
             ensure_schema(engine, safe_url, create=create)
