@@ -103,18 +103,17 @@ def query(
     printer = _Printer(as_json=as_json)
     if not printer.rich:
         printer.lines(rows)
-        return
-    console = printer.console
-    if not rows:
-        console.print("[dim]no entries match[/dim]")
-        return
-    caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
-    if more:
-        caption += f"; more match: --after-id {rows[-1][0]}"
-    table = entries_table(rows)
-    table.caption = caption
-    table.caption_justify = "left"
-    console.print(table)
+    elif not rows:
+        printer.console.print("[dim]no entries match[/dim]")
+    else:
+        table = entries_table(rows)
+        table.caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
+        table.caption_justify = "left"
+        printer.console.print(table)
+    if more:  # on stderr, terminal or not: stdout stays the entries alone
+        stderr_console().print(
+            f"more entries match: continue with --after-id {rows[-1][0]}", highlight=False
+        )
 
 
 def tail(
