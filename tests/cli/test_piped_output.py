@@ -138,3 +138,13 @@ def test_values_that_look_like_markup_are_shown_as_they_are() -> None:
     assert details in text
     assert "[red]actor" in text
     assert "[b]res" in text
+
+
+def test_a_typical_entry_fits_whole_on_a_wide_terminal() -> None:
+    """At 132 columns an actor like `agent:analyst-0` and a rule's details show uncut."""
+    entry = row(21, '{"rule":"no-destructive-shell"}')
+    entry = (*entry[:3], "agent:analyst-0", "tool:shell.run", *entry[5:])
+    body = [cells(line) for line in rendered([entry], 132) if line.startswith("│")]
+    assert len(body) == 1
+    assert body[0][3:5] == ["agent:analyst-0", "tool:shell.run"]
+    assert body[0][-1] == '{"rule":"no-destructive-shell"}'

@@ -131,7 +131,7 @@ def entries_table(rows: Sequence[Sequence[Any]], *, title: str | None = None) ->
     # A run's id is long; its start tells runs apart here, --json has it whole.
     table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=9, style="dim")
     # One line per entry: a long value is cut with an ellipsis (--json has it whole).
-    table.add_column("details", overflow="ellipsis", no_wrap=True, ratio=4, min_width=12)
+    table.add_column("details", overflow="ellipsis", no_wrap=True, ratio=6, min_width=12)
     for row in rows:
         table.add_row(  # Text, not str: "[...]" in a value is data, never Rich markup
             str(row[0]),
