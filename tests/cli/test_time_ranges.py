@@ -1,4 +1,4 @@
-"""Times outside what a date holds: one line on stderr naming the option and the value, exit 2.
+"""Times (and ids) outside what a date (or the database) holds: one line on stderr, exit 2.
 
 Every command and option that takes a time, through ``main()`` (the console
 script's entry point) and, for a few, as the installed script in its own process.
@@ -148,3 +148,42 @@ def test_the_installed_script_exits_2_with_one_line(
     assert done.stdout == ""
     assert done.stderr.startswith(needle), done.stderr
     assert done.stderr.count("\n") == 1, done.stderr
+
+
+#: Numbers past what a database id (a signed 64-bit integer) holds, per command and option.
+BIG = "99999999999999999999"
+NUMBER_OPTIONS = [
+    (["query", "--after-id", BIG], "--after-id"),
+    (["query", "--limit", BIG], "--limit"),
+    (["tail", "-n", BIG], "--lines"),
+    (["export", "--after-id", BIG], "--after-id"),
+    (["tail", "-f", "--interval", "1e308"], "--interval"),
+]
+
+
+@pytest.mark.parametrize(("args", "option"), NUMBER_OPTIONS, ids=lambda v: str(v))
+def test_a_number_out_of_range_is_one_error_line(
+    sqlite_trail: Trail, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    """An id, count or interval beyond what the database (or a wait) takes: exit 2, one line."""
+    done = run_main(*args, "--database-url", sqlite_trail.url, monkeypatch=monkeypatch)
+    assert done.code == 2
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: Invalid value for '{option}'"), done.stderr
+    assert done.stderr.count("\n") == 1, done.stderr
+
+
+def test_the_largest_id_is_accepted(trail: Trail, monkeypatch: pytest.MonkeyPatch) -> None:
+    """--after-id and --limit at the 64-bit bound read nothing past it, on both backends."""
+    largest = str(2**63 - 1)
+    for args in (
+        ["query", "--after-id", largest, "--limit", str(2**63 - 2), "--json"],
+        ["export", "--after-id", largest],
+    ):
+        done = run_main(*args, "--database-url", trail.url, monkeypatch=monkeypatch)
+        assert (done.code, done.stdout, done.stderr) == (0, "", "")
+    done = run_main(
+        "tail", "-n", largest, "--json", "--database-url", trail.url, monkeypatch=monkeypatch
+    )
+    assert done.code == 0, done.stderr
+    assert len(json_lines(done.stdout)) == 12

@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_UNUSABLE",
+    "MAX_ID",
     "Actor",
     "AsJson",
     "AuditGroup",
@@ -65,6 +66,9 @@ __all__ = [
 EXIT_FAILED = 1
 EXIT_UNUSABLE = 2
 EXIT_INTERRUPTED = 130
+
+#: The largest id a database holds (a signed 64-bit integer): the bound of id and count options.
+MAX_ID = 2**63 - 1
 
 
 class CliError(Exception):

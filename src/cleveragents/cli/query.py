@@ -16,6 +16,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.cli.common import (
+    MAX_ID,
     Actor,
     AsJson,
     CorrelationId,
@@ -73,13 +74,14 @@ def query(
     since: Since = None,
     until: Until = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="Most entries to print.")
+        int, typer.Option("--limit", "-n", min=1, max=MAX_ID - 1, help="Most entries to print.")
     ] = 100,
     after_id: Annotated[
         int | None,
         typer.Option(
             "--after-id",
             min=0,
+            max=MAX_ID,
             help="Only entries with a higher id: the last id of the previous page.",
             show_default=False,
         ),
@@ -125,7 +127,8 @@ def tail(
     since: Since = None,
     until: Until = None,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, help="How many of the newest entries.")
+        int,
+        typer.Option("--lines", "-n", min=0, max=MAX_ID, help="How many of the newest entries."),
     ] = 10,
     follow: Annotated[
         bool,
@@ -134,7 +137,10 @@ def tail(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", min=0.01, help="With -f: seconds between two looks for new entries."
+            "--interval",
+            min=0.01,
+            max=3600,
+            help="With -f: seconds between two looks for new entries.",
         ),
     ] = 0.5,
     as_json: AsJson = False,

@@ -41,6 +41,7 @@ from rich.progress import (
 
 from cleveragents.cli.common import (
     EXIT_FAILED,
+    MAX_ID,
     Actor,
     AsJson,
     CorrelationId,
@@ -149,6 +150,7 @@ def export(
         typer.Option(
             "--after-id",
             min=0,
+            max=MAX_ID,
             help="Only entries with a higher id (continue an earlier export).",
             show_default=False,
         ),
