@@ -46,6 +46,11 @@ Feature: The cleveragents-audit command line
       | a malformed URL      | stats --database-url ::nope::                      | malformed database URL '::nope::'          |
       | no database there    | query --database-url sqlite:///{scenario_dir}/x.db | no audit database at {scenario_dir}/x.db   |
       | an unknown option    | query --colour                                     | No such option: --colour                   |
+      | before the year 1    | query --since 99999999d                            | --since: '99999999d' is out of range       |
+      | too many hours       | tail --until 99999999999999999999h                 | --until: '99999999999999999999h' is out of range |
+      | past 9999 in UTC     | stats --since 9999-12-31T23:59:59-05:00            | --since: '9999-12-31T23:59:59-05:00' is out of range |
+      | before 1 in UTC      | purge --before 0001-01-01T00:00:00+05:00           | --before: '0001-01-01T00:00:00+05:00' is out of range |
+      | a minimum age garbled | purge --before 90d --min-age soon                 | --min-age: 'soon' is not a duration        |
 
   Scenario: tail -f shows what another process commits, until Ctrl-C
     Given "cleveragents-audit tail -f --json -n 1" is running
@@ -77,3 +82,28 @@ Feature: The cleveragents-audit command line
     Then it exits with status 0
     When I run "cleveragents-audit query --json --database-url sqlite:///{scenario_dir}/legacy.db"
     Then it prints the entries 1 to 3 as JSON
+
+  Scenario: The version of the command line
+    When I run "cleveragents-audit --version"
+    Then it exits with status 0
+    And it prints "cleveragents-audit" and the version of the package
+
+  Scenario: A purge that would remove recent entries asks first
+    Given 2 more entries recorded an hour ago
+    When I run "cleveragents-audit purge --before 2099-01-01 --dry-run --json"
+    Then it exits with status 0
+    And the dry run says 14 entries from seq 1 to seq 14 would go, 2 of them younger than the minimum age
+    And the trail still holds 14 entries
+    When I run "cleveragents-audit purge --before 2099-01-01"
+    Then it exits with status 2
+    And stdout is empty
+    And stderr is one line that names "would remove 2 entries younger than --min-age 1d"
+    And the trail still holds 14 entries
+    When I run "cleveragents-audit purge --before 2099-01-01 --min-age 2h"
+    Then it exits with status 2
+    And the trail still holds 14 entries
+    When I run "cleveragents-audit purge --before 2099-01-01 --min-age 30m"
+    Then it exits with status 0
+    And the trail still holds 1 entries
+    When I run "cleveragents-audit verify"
+    Then it exits with status 0

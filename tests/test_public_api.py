@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import inspect
+import re
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -139,3 +142,13 @@ def test_signatures_match_the_contract() -> None:
 def test_package_is_typed() -> None:
     """The package ships py.typed, so type checkers use its annotations."""
     assert (Path(cleveragents.__file__).parent / "py.typed").is_file()
+
+
+def test_version_is_the_installed_distributions() -> None:
+    """cleveragents.__version__ is in __all__ and is pyproject.toml's version, as installed."""
+    assert "__version__" in cleveragents.__all__
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    declared = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["version"]
+    assert cleveragents.__version__ == declared
+    assert cleveragents.__version__ == importlib.metadata.version("cleveragents-audit")
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", cleveragents.__version__)

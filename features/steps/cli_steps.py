@@ -13,6 +13,7 @@ import sys
 import textwrap
 import threading
 from datetime import UTC, datetime, timedelta
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from behave import given, then, when
 from behave.runner import Context
 from typer.testing import CliRunner
 
+import cleveragents
 from cleveragents import AuditService, Settings
 from cleveragents.cli.main import app
 from cleveragents.domain.details import encode_details
@@ -85,6 +87,55 @@ def given_trail(context: Context) -> None:
     finally:
         database.dispose()
     os.environ["CLEVERAGENTS_DATABASE_URL"] = context.trail_url  # after_scenario restores it
+
+
+@given("{count:d} more entries recorded an hour ago")
+def given_recent(context: Context, count: int) -> None:
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    rows = [
+        (
+            new_event_id(),
+            "tool.invoked",
+            "agent:late",
+            None,
+            encode_details({"n": n}),
+            None,
+            hour_ago + timedelta(seconds=n),
+            None,  # writer_id and writer_seq: made by hand, not by a writer
+            None,
+        )
+        for n in range(count)
+    ]
+    database = open_database(context.trail_url)
+    try:
+        database.write_batch(rows)
+    finally:
+        database.dispose()
+
+
+@then('it prints "cleveragents-audit" and the version of the package')
+def then_version(context: Context) -> None:
+    assert context.result.stdout == f"cleveragents-audit {cleveragents.__version__}\n"
+    assert cleveragents.__version__ == version("cleveragents-audit")
+
+
+@then(
+    "the dry run says {count:d} entries from seq {first:d} to seq {last:d} would go, "
+    "{young:d} of them younger than the minimum age"
+)
+def then_dry_run(context: Context, count: int, first: int, last: int, young: int) -> None:
+    report = json.loads(context.result.stdout)
+    assert report["dry_run"] is True, report
+    found = (report["count"], report["first_seq"], report["through_seq"])
+    assert found == (count, first, last), report
+    assert report["younger_than_min_age"] == young, report
+
+
+@then("the trail still holds {count:d} entries")
+def then_trail_holds(context: Context, count: int) -> None:
+    with sqlite3.connect(context.trail_path) as connection:
+        (stored,) = connection.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert stored == count, stored
 
 
 @given('a database "{name}" whose audit_log was made before migrations, with {count:d} entries')

@@ -90,7 +90,9 @@ def given_second_run(context: Context, count: int) -> None:
 @when("I purge what was recorded before the second run")
 def when_purge(context: Context) -> None:
     moment = context.second_run_started.isoformat()
-    context.result = CliRunner().invoke(app, ["purge", "--before", moment], catch_exceptions=False)
+    # --yes: the first run was recorded seconds ago, younger than the default --min-age (1d)
+    arguments = ["purge", "--before", moment, "--yes"]
+    context.result = CliRunner().invoke(app, arguments, catch_exceptions=False)
 
 
 @then("it says the trail is intact, with {count:d} entries from seq {first:d} to seq {last:d}")

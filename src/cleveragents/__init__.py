@@ -5,6 +5,8 @@ Everything the runtime imports lives here::
     from cleveragents import AuditService, AuditEventType, ReactiveEventBus, DomainEvent
 """
 
+from importlib.metadata import PackageNotFoundError, version
+
 from cleveragents.application.event_bus import ReactiveEventBus
 from cleveragents.application.services.audit_service import AuditService
 from cleveragents.application.signals import install_signal_handlers
@@ -50,5 +52,11 @@ __all__ = [
     "SystemEventType",
     "VerifyReport",
     "VerifyStatus",
+    "__version__",
     "install_signal_handlers",
 ]
+
+try:
+    __version__: str = version("cleveragents-audit")
+except PackageNotFoundError:  # pragma: no cover - imported from a source tree, not installed
+    __version__ = "0+unknown"

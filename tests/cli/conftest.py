@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import shutil
 import sys
 from collections.abc import Sequence
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,16 +14,27 @@ from typing import Any
 
 import orjson
 import pytest
+import structlog
 from typer.testing import CliRunner, Result
 
-from cleveragents.cli.main import app
+from cleveragents.cli.main import app, main
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure.persistence.database import open_database
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from tests.schema_support import next_revision
 
-__all__ = ["SCRIPT", "T0", "Trail", "json_lines", "next_revision", "run_cli", "script"]
+__all__ = [
+    "SCRIPT",
+    "T0",
+    "Exited",
+    "Trail",
+    "json_lines",
+    "next_revision",
+    "run_cli",
+    "run_main",
+    "script",
+]
 
 #: The installed console script, next to the interpreter running the tests.
 SCRIPT = Path(sys.executable).with_name("cleveragents-audit")
@@ -40,6 +53,37 @@ def script() -> str:
 def run_cli(*args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> Result:
     """``cleveragents-audit ARGS`` through Typer's test runner (stdout and stderr apart)."""
     return CliRunner().invoke(app, list(args), env=env, input=stdin, catch_exceptions=False)
+
+
+@dataclass(frozen=True)
+class Exited:
+    """How the console entry point ended: its exit status and what it wrote."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_main(*args: str, monkeypatch: pytest.MonkeyPatch) -> Exited:
+    """``main()``, the console script's entry point, in this process with ``args`` as argv.
+
+    Anything but ``SystemExit`` (a traceback) propagates and fails the test.
+    """
+    out, err = io.TextIOWrapper(io.BytesIO(), "utf-8"), io.TextIOWrapper(io.BytesIO(), "utf-8")
+    monkeypatch.setattr(sys, "argv", ["cleveragents-audit", *args])
+    saved = structlog.get_config()
+    try:
+        with redirect_stdout(out), redirect_stderr(err), pytest.raises(SystemExit) as exited:
+            main()
+    finally:
+        structlog.configure(**saved)
+    texts = []
+    for stream in (out, err):
+        stream.flush()
+        texts.append(stream.buffer.getvalue().decode())  # type: ignore[attr-defined]
+    code = exited.value.code
+    assert isinstance(code, int), f"exit status {code!r}"
+    return Exited(code, texts[0], texts[1])
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

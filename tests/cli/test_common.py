@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cleveragents.cli.common import CliError, entry_filter, one_line, parse_time
+from cleveragents.cli.common import CliError, entry_filter, one_line, parse_duration, parse_time
 from cleveragents.domain.event_types import AuditEventType
 from tests.cli.conftest import Trail, run_cli
 
@@ -45,6 +45,67 @@ def test_a_bad_time_is_named(text: str) -> None:
     with pytest.raises(CliError) as caught:
         parse_time(text, "--until", now=NOW)
     assert f"--until: {text!r} is not a time" in str(caught.value)
+    assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("99999999d", "it goes back before the year 1"),
+        ("1000000000d", "at most 999,999,999 days"),
+        ("99999999999999999999h", "at most 999,999,999 days"),
+        ("9999-12-31T23:59:59-05:00", "in UTC it falls outside the years 1 to 9999"),
+        ("0001-01-01T00:00:00+05:00", "in UTC it falls outside the years 1 to 9999"),
+    ],
+)
+def test_a_time_out_of_range_is_named(text: str, why: str) -> None:
+    """A time that a date cannot hold (in UTC) is a CliError at parse time, not later."""
+    with pytest.raises(CliError) as caught:
+        parse_time(text, "--since", now=NOW)
+    assert str(caught.value) == f"--since: {text!r} is out of range: {why}"
+    assert caught.value.exit_code == 2
+
+
+def test_the_edges_of_what_a_date_holds_are_times() -> None:
+    """Year 1 and year 9999 in UTC parse, and a time ago back to year 1."""
+    assert parse_time("0001-01-01T05:00:00+05:00", "--since") == datetime.min.replace(tzinfo=UTC)
+    assert parse_time("9999-12-31T23:59:59.999999", "--since") == datetime.max.replace(tzinfo=UTC)
+    days = (NOW - datetime.min.replace(tzinfo=UTC)).days
+    assert parse_time(f"{days}d", "--since", now=NOW) == NOW - timedelta(days=days)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0", timedelta()),
+        ("000", timedelta()),
+        ("0s", timedelta()),
+        ("30m", timedelta(minutes=30)),
+        ("1d", timedelta(days=1)),
+        ("1h30m", timedelta(minutes=90)),
+        ("2W", timedelta(weeks=2)),
+    ],
+)
+def test_durations(text: str, expected: timedelta) -> None:
+    """A duration is a number and a unit, as a time ago is, or 0."""
+    assert parse_duration(text, "--min-age") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("5", "'5' is not a duration"),
+        ("-1d", "'-1d' is not a duration"),
+        ("2026-01-01", "'2026-01-01' is not a duration"),
+        ("", "'' is not a duration"),
+        ("1000000000d", "'1000000000d' is out of range: at most 999,999,999 days"),
+    ],
+)
+def test_a_bad_duration_is_named(text: str, message: str) -> None:
+    """Anything else is a CliError naming the option and the value."""
+    with pytest.raises(CliError) as caught:
+        parse_duration(text, "--min-age")
+    assert str(caught.value).startswith(f"--min-age: {message}")
     assert caught.value.exit_code == 2
 
 

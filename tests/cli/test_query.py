@@ -98,7 +98,7 @@ def test_query_piped_prints_tab_separated_lines(sqlite_trail: Trail) -> None:
 
 
 def test_query_on_a_terminal_draws_a_table(sqlite_trail: Trail) -> None:
-    """On a terminal the entries are a table, with the id to continue from."""
+    """On a terminal the entries are a table; the id to continue from is on stderr."""
     result = run_cli(
         "query",
         "--database-url",
@@ -111,7 +111,8 @@ def test_query_on_a_terminal_draws_a_table(sqlite_trail: Trail) -> None:
     assert "event type" in result.stdout
     assert "session.started" in result.stdout
     assert "2026-03-01 00:00:00" in result.stdout
-    assert "more match: --after-id 3" in result.stdout
+    assert "3 entries, ids 1..3" in result.stdout
+    assert result.stderr == "more entries match: continue with --after-id 3\n"  # not in the data
 
 
 def test_query_no_match_on_a_terminal_says_so(sqlite_trail: Trail) -> None:

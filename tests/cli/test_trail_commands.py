@@ -402,7 +402,8 @@ def test_purge_removes_only_a_prefix_and_verify_still_passes(database_url: str) 
     assert nothing.exit_code == 0, nothing.stderr
     assert nothing.stdout.startswith("nothing older than 2026-01-01T00:00:00+00:00 to purge")
 
-    everything = run_cli("purge", "--before", "now", "--database-url", database_url)
+    # the declaration above is seconds old: younger than the default --min-age (1d)
+    everything = run_cli("purge", "--before", "now", "--database-url", database_url, "--yes")
     assert everything.exit_code == 0, everything.stderr
     assert everything.stdout.startswith("purged 4 entries (through seq 5)")
     status, report = verify_json("--database-url", database_url)
@@ -428,7 +429,9 @@ def test_purge_of_a_trail_written_by_services_keeps_it_verifiable(
     """Purge everything two closed writers wrote: verify exits 0, on the declaration alone."""
     write_trail(make_service, database_url, 5)
     write_trail(make_service, database_url, 5)
-    result = run_cli("purge", "--before", "now", "--database-url", database_url, "--json")
+    result = run_cli(
+        "purge", "--before", "now", "--database-url", database_url, "--json", "--yes"
+    )  # entries written just now: younger than the default --min-age (1d)
     assert orjson.loads(result.stdout)["deleted"] == 14
     status, report = verify_json("--database-url", database_url)
     assert (status, report["entries"], report["first_seq"]) == (0, 1, 15)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import orjson
 import structlog
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from cleveragents.domain.errors import AuditStorageError
+from cleveragents.domain.errors import AuditError, AuditStorageError
 from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.verification import Checkpoint, VerifyReport
 from cleveragents.infrastructure.accounting import system_row
@@ -28,6 +28,7 @@ from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.table import audit_log
 from cleveragents.infrastructure.persistence.verify import (
     PURGE_BATCH,
+    PurgePlan,
     delete_through,
     move_origin,
     one_snapshot,
@@ -39,11 +40,14 @@ from cleveragents.infrastructure.persistence.verify import (
 __all__ = [
     "Checkpoint",
     "CheckpointingSink",
+    "PurgePreview",
+    "PurgeRefusedError",
     "PurgeReport",
     "append_checkpoint",
     "current_checkpoint",
     "head_checkpoint",
     "load_checkpoints",
+    "preview_purge",
     "purge",
     "verify",
 ]
@@ -199,10 +203,101 @@ class PurgeReport:
     before: datetime
 
 
+@dataclass(frozen=True, slots=True)
+class PurgePreview:
+    """What a purge with ``before`` would remove now: the prefix of the chain it ends.
+
+    ``recent`` counts the entries of that prefix created at or after ``recent_since``
+    (0 when no such time was asked about).
+    """
+
+    before: datetime
+    count: int
+    first_seq: int | None
+    through_seq: int | None  # None: nothing is old enough
+    oldest: datetime | None
+    newest: datetime | None
+    recent: int
+    recent_since: datetime | None
+
+
+class PurgeRefusedError(AuditError):
+    """A purge would remove entries newer than the caller allows; nothing was removed."""
+
+    def __init__(self, preview: PurgePreview) -> None:
+        super().__init__(
+            f"purging before {preview.before.isoformat()} would remove {preview.recent} "
+            f"entries created at or after {_iso(preview.recent_since)}"
+        )
+        self.preview = preview
+
+
+def _iso(moment: datetime | None) -> str:
+    return "-" if moment is None else moment.isoformat()
+
+
+def _aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got the naive {moment!r}")
+
+
+def preview_purge(
+    database: AuditDatabase, before: datetime, *, recent_since: datetime | None = None
+) -> PurgePreview:
+    """What :func:`purge` with ``before`` would remove now; nothing is changed.
+
+    Raises:
+        ValueError: ``before`` or ``recent_since`` is naive.
+        AuditStorageError: the database cannot be read.
+    """
+    _aware(before, "before")
+    if recent_since is not None:
+        _aware(recent_since, "recent_since")
+    try:
+        with database.connect() as connection:
+            return _preview(connection, before, recent_since)[0]
+    except SQLAlchemyError as exc:
+        raise AuditStorageError(f"cannot read {database.url}: {describe(exc)}") from exc
+
+
+def _preview(
+    connection: Connection, before: datetime, recent_since: datetime | None
+) -> tuple[PurgePreview, PurgePlan | None]:
+    plan = plan_purge(connection, before)
+    if plan is None:
+        return PurgePreview(before, 0, None, None, None, None, 0, recent_since), None
+    prefix = audit_log.c.id <= plan.through_id
+    recent = (
+        func.count()
+        if recent_since is None
+        else func.count(case((audit_log.c.created_at >= recent_since, 1)))
+    )
+    first_seq, oldest, newest, newer = connection.execute(
+        select(
+            func.min(audit_log.c.seq),
+            func.min(audit_log.c.created_at),
+            func.max(audit_log.c.created_at),
+            recent,
+        ).where(prefix)
+    ).one()
+    preview = PurgePreview(
+        before,
+        plan.count,
+        None if first_seq is None else int(first_seq),
+        plan.through_seq,
+        oldest,
+        newest,
+        0 if recent_since is None else int(newer),
+        recent_since,
+    )
+    return preview, plan
+
+
 def purge(
     database: AuditDatabase,
     before: datetime,
     *,
+    protect_since: datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> PurgeReport:
     """Remove the prefix of the chain older than ``before``, so that ``verify`` still passes.
@@ -212,17 +307,24 @@ def purge(
     the head row's origin moves forward. Interrupted, it can simply be run again:
     verify starts after the newest declaration in any case.
 
+    With ``protect_since``, a prefix holding any entry created at or after it is
+    refused before anything is written (checked on the same read that plans the cut).
+
     Raises:
-        ValueError: ``before`` is naive.
+        ValueError: ``before`` or ``protect_since`` is naive.
+        PurgeRefusedError: the prefix holds entries created at or after ``protect_since``.
         AuditStorageError: the database refused.
     """
-    if before.tzinfo is None or before.utcoffset() is None:
-        raise ValueError(f"before must be timezone-aware, got the naive {before!r}")
+    _aware(before, "before")
+    if protect_since is not None:
+        _aware(protect_since, "protect_since")
     try:
         with database.connect() as connection:
-            plan = plan_purge(connection, before)
+            preview, plan = _preview(connection, before, protect_since)
         if plan is None:
             return PurgeReport(None, None, 0, before)
+        if preview.recent:
+            raise PurgeRefusedError(preview)
         declaration = system_row(
             SystemEventType.RETENTION_PURGED,
             {

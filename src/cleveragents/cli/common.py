@@ -38,6 +38,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_UNUSABLE",
+    "MAX_ID",
     "Actor",
     "AsJson",
     "AuditGroup",
@@ -56,6 +57,7 @@ __all__ = [
     "load_settings",
     "one_line",
     "open_trail",
+    "parse_duration",
     "parse_time",
     "stderr_console",
     "stdout_console",
@@ -64,6 +66,9 @@ __all__ = [
 EXIT_FAILED = 1
 EXIT_UNUSABLE = 2
 EXIT_INTERRUPTED = 130
+
+#: The largest id a database holds (a signed 64-bit integer): the bound of id and count options.
+MAX_ID = 2**63 - 1
 
 
 class CliError(Exception):
@@ -282,22 +287,52 @@ def entry_filter(
 _AGO = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
 _AGO_WHOLE = re.compile(r"(?:\d+\s*[smhdw]\s*)+", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION_HELP = "a number and a unit: 30s, 15m, 2h, 7d, 2w, 1h30m"
+
+
+def parse_duration(text: str, option: str) -> timedelta:
+    """A length of time such as ``30m``, ``7d`` or ``1h30m``; ``0`` is none at all.
+
+    Raises:
+        CliError: not a duration, or one longer than a ``timedelta`` holds.
+    """
+    value = text.strip()
+    if value.isdigit() and int(value) == 0:
+        return timedelta()
+    if not _AGO_WHOLE.fullmatch(value):
+        fail(f"{option}: {text!r} is not a duration; use {_DURATION_HELP} (or 0)")
+    return _duration(value, text, option)
+
+
+def _duration(value: str, text: str, option: str) -> timedelta:
+    try:
+        delta = timedelta()
+        for amount, unit in _AGO.findall(value):
+            delta += timedelta(**{_UNITS[unit.lower()]: int(amount)})
+    except (OverflowError, ValueError):  # ValueError: more digits than int() takes
+        fail(f"{option}: {text!r} is out of range: at most {timedelta.max.days:,} days")
+    return delta
 
 
 def parse_time(text: str, option: str, *, now: datetime | None = None) -> datetime:
     """A timezone-aware time from ISO 8601 or a time ago such as ``15m``, ``2h``, ``1h30m``.
 
     ISO 8601 without a zone is taken as UTC (the trail's times are UTC).
+
+    Raises:
+        CliError: not a time, or one outside what a date holds (years 1 to 9999 in UTC):
+            a time ago before year 1, or a time whose UTC offset takes it past either end.
     """
     value = text.strip()
     now = now or datetime.now(UTC)
     if value.lower() == "now":
         return now
     if _AGO_WHOLE.fullmatch(value):
-        delta = timedelta()
-        for amount, unit in _AGO.findall(value):
-            delta += timedelta(**{_UNITS[unit.lower()]: int(amount)})
-        return now - delta
+        delta = _duration(value, text, option)
+        try:
+            return now - delta
+        except OverflowError:
+            fail(f"{option}: {text!r} is out of range: it goes back before the year 1")
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
@@ -307,6 +342,10 @@ def parse_time(text: str, option: str, *, now: datetime | None = None) -> dateti
         )
     if moment.tzinfo is None or moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
+    try:
+        moment.astimezone(UTC)
+    except OverflowError:
+        fail(f"{option}: {text!r} is out of range: in UTC it falls outside the years 1 to 9999")
     return moment
 
 

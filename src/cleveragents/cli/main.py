@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from cleveragents import __version__
 from cleveragents.cli.bench import bench
 from cleveragents.cli.common import AuditGroup, CliError, DatabaseUrl, load_settings
 from cleveragents.cli.db import db_app
@@ -36,8 +37,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"cleveragents-audit {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version (cleveragents-audit X.Y.Z) and exit.",
+        ),
+    ] = False,
+) -> None:
     """The cleveragents audit trail."""
 
 

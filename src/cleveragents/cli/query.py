@@ -16,6 +16,7 @@ from rich.console import Console
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.cli.common import (
+    MAX_ID,
     Actor,
     AsJson,
     CorrelationId,
@@ -73,13 +74,14 @@ def query(
     since: Since = None,
     until: Until = None,
     limit: Annotated[
-        int, typer.Option("--limit", "-n", min=1, help="Most entries to print.")
+        int, typer.Option("--limit", "-n", min=1, max=MAX_ID - 1, help="Most entries to print.")
     ] = 100,
     after_id: Annotated[
         int | None,
         typer.Option(
             "--after-id",
             min=0,
+            max=MAX_ID,
             help="Only entries with a higher id: the last id of the previous page.",
             show_default=False,
         ),
@@ -103,18 +105,17 @@ def query(
     printer = _Printer(as_json=as_json)
     if not printer.rich:
         printer.lines(rows)
-        return
-    console = printer.console
-    if not rows:
-        console.print("[dim]no entries match[/dim]")
-        return
-    caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
-    if more:
-        caption += f"; more match: --after-id {rows[-1][0]}"
-    table = entries_table(rows)
-    table.caption = caption
-    table.caption_justify = "left"
-    console.print(table)
+    elif not rows:
+        printer.console.print("[dim]no entries match[/dim]")
+    else:
+        table = entries_table(rows)
+        table.caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
+        table.caption_justify = "left"
+        printer.console.print(table)
+    if more:  # on stderr, terminal or not: stdout stays the entries alone
+        stderr_console().print(
+            f"more entries match: continue with --after-id {rows[-1][0]}", highlight=False
+        )
 
 
 def tail(
@@ -126,7 +127,8 @@ def tail(
     since: Since = None,
     until: Until = None,
     lines: Annotated[
-        int, typer.Option("--lines", "-n", min=0, help="How many of the newest entries.")
+        int,
+        typer.Option("--lines", "-n", min=0, max=MAX_ID, help="How many of the newest entries."),
     ] = 10,
     follow: Annotated[
         bool,
@@ -135,7 +137,10 @@ def tail(
     interval: Annotated[
         float,
         typer.Option(
-            "--interval", min=0.01, help="With -f: seconds between two looks for new entries."
+            "--interval",
+            min=0.01,
+            max=3600,
+            help="With -f: seconds between two looks for new entries.",
         ),
     ] = 0.5,
     as_json: AsJson = False,

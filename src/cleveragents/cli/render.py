@@ -130,16 +130,17 @@ def entries_table(rows: Sequence[Sequence[Any]], *, title: str | None = None) ->
     table.add_column("resource", overflow="fold", ratio=3, min_width=14)
     # A run's id is long; its start tells runs apart here, --json has it whole.
     table.add_column("run", no_wrap=True, overflow="ellipsis", max_width=9, style="dim")
-    table.add_column("details", overflow="fold", ratio=4, min_width=12)
+    # One line per entry: a long value is cut with an ellipsis (--json has it whole).
+    table.add_column("details", overflow="ellipsis", no_wrap=True, ratio=6, min_width=12)
     for row in rows:
-        table.add_row(
+        table.add_row(  # Text, not str: "[...]" in a value is data, never Rich markup
             str(row[0]),
             short_time(row[6])[:-5],  # to the second: the ids give the order, --json the rest
             Text(row[2], style=_style(row[2])),
-            row[3] or "",
-            row[4] or "",
-            row[5] or "",
-            row[7],
+            Text(row[3] or ""),
+            Text(row[4] or ""),
+            Text(row[5] or ""),
+            Text(row[7]),
         )
     return table
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -20,10 +21,12 @@ from cleveragents.cli.common import (
     database_url_or_default,
     load_settings,
     open_trail,
+    parse_duration,
     parse_time,
     stderr_console,
     stdout_console,
 )
+from cleveragents.cli.render import iso_time
 from cleveragents.domain.errors import AuditError
 from cleveragents.domain.verification import VerifyReport, VerifyStatus
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
@@ -216,6 +219,24 @@ def purge(
         ),
     ],
     database_url: DatabaseUrl = None,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Only print what would go (count, seqs, times); remove nothing."
+        ),
+    ] = False,
+    min_age: Annotated[
+        str,
+        typer.Option(
+            "--min-age",
+            help="Refuse to remove entries younger than this (30m, 7d, ...; 0: no limit), "
+            "unless --yes is given.",
+        ),
+    ] = "1d",
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "--force", "-y", help="Remove entries younger than --min-age too."),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Remove the oldest entries, keeping the chain verifiable.
@@ -223,12 +244,26 @@ def purge(
     Only a prefix of the chain is removed (it ends at the first entry at or after
     --before), in batches; a retention.purged entry declares it (through seq and
     hash, count) and verify starts after it. Run verify first: what is purged can
-    no longer be checked.
+    no longer be checked. A cut that would remove an entry younger than --min-age
+    (default 1d) is refused unless --yes is given; --dry-run shows what would go.
     """
-    moment = parse_time(before, "--before")
-    database = open_trail(database_url, appends=True)
+    now = datetime.now(UTC)
+    moment = parse_time(before, "--before", now=now)
+    protect = _protect_since(now, parse_duration(min_age, "--min-age"))
+    database = open_trail(database_url, appends=not dry_run)
     try:
-        report = trail.purge(database, moment)
+        if dry_run:
+            _print_preview(
+                trail.preview_purge(database, moment, recent_since=protect), yes, as_json
+            )
+            return
+        report = trail.purge(database, moment, protect_since=None if yes else protect)
+    except trail.PurgeRefusedError as exc:
+        raise CliError(
+            f"--before {before} would remove {exc.preview.recent:,} entries younger than "
+            f"--min-age {min_age} (created at or after {protect.isoformat()}); nothing was "
+            "removed: choose an earlier --before or pass --yes (see --dry-run)"
+        ) from None
     finally:
         database.dispose()
     if as_json:
@@ -248,4 +283,50 @@ def purge(
         stdout_console().print(
             f"purged {report.deleted:,} entries (through seq {report.through_seq}) older than "
             f"{moment.isoformat()}"
+        )
+
+
+def _protect_since(now: datetime, min_age: timedelta) -> datetime:
+    """The time from which entries are too young to purge (an age past year 1 protects all)."""
+    try:
+        return now - min_age
+    except OverflowError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def _print_preview(preview: trail.PurgePreview, yes: bool, as_json: bool) -> None:
+    refused = preview.recent > 0 and not yes
+    if as_json:
+        document = {
+            "dry_run": True,
+            "before": preview.before.isoformat(),
+            "count": preview.count,
+            "first_seq": preview.first_seq,
+            "through_seq": preview.through_seq,
+            "oldest": None if preview.oldest is None else iso_time(preview.oldest),
+            "newest": None if preview.newest is None else iso_time(preview.newest),
+            "younger_than_min_age": preview.recent,
+            "refused": refused,
+        }
+        stdout = binary_stdout()
+        stdout.write(orjson.dumps(document) + b"\n")
+        stdout.flush()
+        return
+    console = stdout_console()
+    if preview.through_seq is None or preview.oldest is None or preview.newest is None:
+        console.print(f"nothing older than {preview.before.isoformat()} to purge", markup=False)
+        return
+    console.print(
+        f"would purge {preview.count:,} entries (seq {preview.first_seq}..{preview.through_seq}, "
+        f"created {iso_time(preview.oldest)} .. {iso_time(preview.newest)}) older than "
+        f"{preview.before.isoformat()}; nothing was removed (dry run)",
+        soft_wrap=True,
+        markup=False,
+    )
+    if preview.recent:
+        outcome = "refused without --yes" if refused else "allowed by --yes"
+        console.print(
+            f"{preview.recent:,} of them are younger than --min-age: {outcome}",
+            soft_wrap=True,
+            markup=False,
         )

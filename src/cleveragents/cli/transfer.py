@@ -41,6 +41,7 @@ from rich.progress import (
 
 from cleveragents.cli.common import (
     EXIT_FAILED,
+    MAX_ID,
     Actor,
     AsJson,
     CorrelationId,
@@ -149,6 +150,7 @@ def export(
         typer.Option(
             "--after-id",
             min=0,
+            max=MAX_ID,
             help="Only entries with a higher id (continue an earlier export).",
             show_default=False,
         ),
@@ -179,13 +181,15 @@ def export(
     finally:
         database.dispose()
     console = stderr_console()
-    if console.is_terminal:
+    if console.is_terminal or out is not None:  # to a file: stderr is free for the summary
         where_to = str(out) if out is not None else "stdout"
         resume = f"; continue later with --after-id {last}" if last is not None else ""
         console.print(
             f"exported {written:,} entries to {where_to} "
             f"in {time.perf_counter() - started:.1f} s{resume}",
             highlight=False,
+            markup=False,
+            soft_wrap=True,
         )
 
 

@@ -31,7 +31,13 @@ from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
 from cleveragents.infrastructure.persistence.table import audit_log
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_S", "AuditDatabase", "insert_one", "open_database"]
+__all__ = [
+    "POSTGRES_EXTRA",
+    "SQLITE_BUSY_TIMEOUT_S",
+    "AuditDatabase",
+    "insert_one",
+    "open_database",
+]
 
 #: How long a SQLite connection waits for another connection's lock before "database is locked".
 SQLITE_BUSY_TIMEOUT_S = 5.0
@@ -41,6 +47,8 @@ _REPLAY_BATCH = 500
 _PRIVATE = 0o600
 #: How long a PostgreSQL connection attempt may take before it counts as unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10
+#: How to install the PostgreSQL driver (psycopg 3): the package's ``postgres`` extra.
+POSTGRES_EXTRA = "pip install 'cleveragents-audit[postgres]'"
 #: Most seconds os.fork() waits for a SQLite write under way (one attempt: busy timeout + commit).
 _FORK_WAIT_S = 2 * SQLITE_BUSY_TIMEOUT_S
 
@@ -267,7 +275,11 @@ def open_database(
                 connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
             )
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {exc}") from exc
+        problem = str(exc)
+        if isinstance(exc, ImportError) and backend == "postgresql":
+            problem = f"the PostgreSQL driver (psycopg 3) cannot be imported ({exc}); install it "
+            problem += f"with: {POSTGRES_EXTRA}"
+        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {problem}") from exc
     try:
         if check_schema:
             ensure_schema(engine, safe_url, create=create)
