@@ -19,6 +19,11 @@ says ``ON CONFLICT (event_id) DO NOTHING`` and checks the row count: a retried
 batch whose first commit did succeed is refused with :class:`StoredAlreadyError`,
 and then written again with ``skip_stored=True``, which looks the event_ids up
 first (replay and import always do).
+
+An import that keeps another database's chain (``export --chain``) takes the same
+lock with :func:`lock_head` and inserts rows that carry their chain fields already
+with :func:`append_chained` (the checks are
+:mod:`cleveragents.infrastructure.persistence.chain_copy`'s).
 """
 
 from __future__ import annotations
