@@ -310,6 +310,8 @@ def test_a_plain_export_is_rechained_and_its_checkpoints_do_not_apply(
     assert verify_url(database_url).intact
     status, document = verify_cli(database_url, "--checkpoint", str(saved))
     assert (status, document["status"]) == (1, "tampered")
+    (finding,) = document["findings"]
+    assert "the checkpoint belongs to another chain" in finding["message"]
 
 
 @pytest.mark.parametrize(
