@@ -462,3 +462,19 @@ def test_a_failed_import_leaves_an_existing_trail_as_it_was(
     assert report.intact, report.findings
     assert report.last_seq == len(trail.rows)
     assert [e["event_id"] for e in stored(trail.url)] == [row[0] for row in trail.rows]
+
+
+@pytest.mark.postgres
+def test_entries_postgresql_refuses_leave_no_tables(postgres_url: str, tmp_path: Path) -> None:
+    """Every entry refused by the database (a NUL in the actor): the tables made for them go."""
+    line = (
+        b'{"event_id":"' + new_event_id().encode() + b'","event_type":"tool.invoked",'
+        b'"actor":"a\\u0000b","resource":null,"correlation_id":null,'
+        b'"created_at":"2026-01-01T00:00:00.000001+00:00","details":{}}\n'
+    )
+    source = tmp_path / "nul.jsonl"
+    source.write_bytes(line)
+    result = run_cli("import", str(source), "--database-url", postgres_url)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert leftovers(postgres_url) == []
