@@ -372,3 +372,21 @@ def test_a_chain_line_keeps_details_text_it_was_hashed_with(tmp_path: Path) -> N
     assert parsed[9:] == (1, GENESIS_HASH, hashed, None)
     canonical = transfer.parse_chain_line(line.replace(hashed.encode(), b"0" * 64))
     assert canonical[4] == '{"a":[1.0,2],"b":1}'  # no text hashes to it: the canonical one
+
+
+def test_a_hole_in_the_file_is_kept_and_reported(
+    source_url: str, database_url: str, tmp_path: Path
+) -> None:
+    """An entry cut out of a chain file: imported as it is, said so, and verify names the hole."""
+    lines = chain_file(source_url, tmp_path).read_bytes().splitlines(keepends=True)
+    cut = orjson.loads(lines[5])["seq"]
+    holed = tmp_path / "holed.jsonl"
+    holed.write_bytes(b"".join(lines[:5] + lines[6:]))
+    result = run_cli("import", str(holed), "--database-url", database_url)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.startswith("warning: 1 of the entries kept do not follow the entry")
+    assert result.stderr.count("\n") == 1
+    report = verify_url(database_url)
+    assert report.status is VerifyStatus.TAMPERED
+    assert (report.findings[0].kind, report.findings[0].seq) == (FindingKind.DELETED, cut)
+    assert dict(report.counts) == {"deleted": 1, "writer_gap": 1}  # its writer misses it too

@@ -67,6 +67,7 @@ from cleveragents.cli.common import (
     entry_filter,
     fail,
     load_settings,
+    one_line,
     open_trail,
     stderr_console,
 )
@@ -327,6 +328,7 @@ class _Outcome:
     imported: int
     kept: bool  # the chain was kept (a chain export), or the entries were re-chained
     head: tuple[int, str] | None = None
+    breaks: int = 0  # kept rows that do not follow the row before them
 
 
 def import_(
@@ -345,9 +347,9 @@ def import_(
     re-chained: exit status 1 at the first line that is not an entry (the lines before
     it are imported; run again once it is fixed).
     """
-    stream, size = _open_source(source)
     settings = load_settings(database_url)
     target = ImportTarget(settings.database_url, hmac_key=settings.hmac_key_bytes())
+    stream, size = _open_source(source)
     try:
         with _progress(rows=False) as progress:
             task = progress.add_task("importing", total=size)
@@ -396,7 +398,7 @@ def _discard(target: ImportTarget) -> None:
         target.discard_if_empty()
     except (SQLAlchemyError, AuditError, OSError) as exc:
         stderr_console().print(
-            f"could not remove what this import created in {target.url}: {exc}",
+            one_line(f"could not remove what this import created in {target.url}: {exc}"),
             highlight=False,
             markup=False,
         )
@@ -500,7 +502,8 @@ def _import_chain(
         except ChainRefusedError as exc:
             fail(f"{source}: {exc}; {_NOT_KEPT}", EXIT_FAILED)
         # Committed as the transaction ends, on the way out.
-        return _Outcome(read, copy.imported, kept=True, head=(copy.head_seq, copy.head_hash))
+        head = (copy.head_seq, copy.head_hash)
+        return _Outcome(read, copy.imported, kept=True, head=head, breaks=copy.breaks)
 
 
 #: How a refused chain import ends its one line.
@@ -513,6 +516,15 @@ _NOT_KEPT = (
 
 def _report(outcome: _Outcome, url: str, *, as_json: bool) -> None:
     read, imported = outcome.read, outcome.imported
+    if outcome.breaks:
+        stderr_console().print(
+            f"warning: {outcome.breaks:,} of the entries kept do not follow the entry before"
+            " them (a hole in seq, or another prev_hash), as in the file: `cleveragents-audit"
+            " verify` reports them here as it does on a source where they are so",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if as_json:
         document = {
             "read": read,

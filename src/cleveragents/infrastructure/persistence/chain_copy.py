@@ -68,6 +68,9 @@ class ChainCopy:
         self._purged_through = 0  # the highest through_seq a copied retention.purged declares
         self.imported = 0
         self.skipped = 0
+        #: Rows copied that do not follow the row before them (a hole in seq, another
+        #: prev_hash): copied as they are, for ``verify`` to report as it does on the source.
+        self.breaks = 0
 
     def add(self, rows: Sequence[ChainedRow]) -> None:
         """Copy ``rows`` (in chain order), skipping those stored already at the same place.
@@ -94,6 +97,9 @@ class ChainCopy:
                 self._check_continues(row, index)
             if self._first is None:
                 self._first = (row[9], row[10])
+            elif row[9] != self.head_seq + 1 or row[10] != self.head_hash:
+                self.breaks += 1
+            self.head_seq, self.head_hash = row[9], row[11]
             new.append(row)
             if row[1] == _PURGED:
                 self._purged_through = max(self._purged_through, _through_seq(row[4]))
@@ -106,7 +112,6 @@ class ChainCopy:
                 "an event_id appears twice in these entries: a chain holds each entry once"
             ) from None
         self.imported += len(new)
-        self.head_seq, self.head_hash = new[-1][9], new[-1][11]
 
     def finish(self) -> None:
         """The last checks, before the caller commits.
