@@ -390,3 +390,17 @@ def test_a_hole_in_the_file_is_kept_and_reported(
     assert report.status is VerifyStatus.TAMPERED
     assert (report.findings[0].kind, report.findings[0].seq) == (FindingKind.DELETED, cut)
     assert dict(report.counts) == {"deleted": 1, "writer_gap": 1}  # its writer misses it too
+
+
+@pytest.mark.postgres
+def test_a_chain_moves_back_from_postgresql_to_sqlite(postgres_url: str, tmp_path: Path) -> None:
+    """PostgreSQL -> SQLite keeps the chain too: same rows, same verdict, checkpoint verified."""
+    _run(postgres_url, "agent:pg", 6)
+    _run(postgres_url, "agent:pg-sync", 3, audit_async=False)
+    saved = checkpoint(postgres_url, tmp_path)
+    target = f"sqlite:///{tmp_path / 'back.db'}"
+    import_json(chain_file(postgres_url, tmp_path), target)
+    assert fetch(target, ROW_SQL) == fetch(postgres_url, ROW_SQL)
+    same_verdict(verify_url(target), verify_url(postgres_url))
+    status, document = verify_cli(target, "--checkpoint", str(saved))
+    assert (status, document["status"]) == (0, "intact"), document["findings"]
