@@ -478,3 +478,19 @@ def test_entries_postgresql_refuses_leave_no_tables(postgres_url: str, tmp_path:
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
     assert leftovers(postgres_url) == []
+
+
+def test_a_failed_import_into_an_empty_existing_file_leaves_the_file(tmp_path: Path) -> None:
+    """An empty SQLite file that was there stays there, without the tables made for the import."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    write_rows(source, tricky_rows())
+    lines = chain_file(source, tmp_path).read_bytes().splitlines(keepends=True)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(b"".join(lines) + lines[0])
+    existing = tmp_path / "existing.db"
+    existing.touch()
+    url = f"sqlite:///{existing}"
+    result = run_cli("import", str(twice), "--database-url", url)
+    assert result.exit_code == 1
+    assert existing.exists()
+    assert fetch(url, "SELECT name FROM sqlite_master") == []
