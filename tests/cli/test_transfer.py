@@ -18,7 +18,8 @@ from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from tests.cli.conftest import Trail, json_lines, run_cli, write_rows
-from tests.support import assert_same_json
+from tests.support import assert_same_json, sqlite_path
+from tests.trail_support import fetch, verify_url
 
 # -- export --------------------------------------------------------------------------------
 
@@ -201,6 +202,7 @@ def round_trip(source_url: str, target_url: str, tmp_path: Path) -> None:
         "imported": 4,
         "skipped": 0,
         "database": target_url,
+        "chain": "rechained",
     }
     assert_same_entries(stored(target_url), source)
     for entry, row in zip(stored(target_url), rows, strict=True):
@@ -241,6 +243,7 @@ def test_import_is_idempotent_by_event_id(sqlite_trail: Trail, tmp_path: Path) -
         "imported": 0,
         "skipped": 12,
         "database": None,
+        "chain": "rechained",
     }
     assert len(stored(target)) == 12
 
@@ -329,3 +332,165 @@ def test_import_keeps_details_exactly_as_exported(tmp_path: Path) -> None:
     assert row[0] == event_id
     assert decode_details(row[4]) == {"n": 123456789012345678901234567890, "f": 0.1}
     assert row[6] == datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+
+
+# -- a failed import creates nothing --------------------------------------------------------
+
+
+def leftovers(url: str) -> list[str]:
+    """What is in the database at ``url``: SQLite files beside its path, or PostgreSQL tables."""
+    if url.startswith("sqlite"):
+        path = sqlite_path(url)
+        return sorted(p.name for p in path.parent.iterdir() if p.name.startswith(path.name))
+    return sorted(
+        row[0]
+        for row in fetch(
+            url,
+            "SELECT table_name FROM information_schema.tables"
+            " WHERE table_schema = current_schema()",
+        )
+    )
+
+
+def chain_file(source_url: str, tmp_path: Path, name: str = "chain.jsonl") -> Path:
+    """``export --chain`` of the trail at ``source_url`` into a file; its path."""
+    out = tmp_path / name
+    result = run_cli("export", "--chain", "--database-url", source_url, "-o", str(out))
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("chain", [False, True], ids=["plain", "chain"])
+def test_a_bad_first_line_creates_no_database(
+    database_url: str, tmp_path: Path, chain: bool
+) -> None:
+    """A new SQLite file, or an empty PostgreSQL schema, is left as it was: nothing made."""
+    bad = tmp_path / "bad.jsonl"
+    if chain:  # a chain export whose first line lost its entry_hash
+        source = f"sqlite:///{tmp_path / 'source.db'}"
+        write_rows(source, tricky_rows())
+        lines = chain_file(source, tmp_path).read_bytes().splitlines(keepends=True)
+        first = orjson.loads(lines[0])
+        first["entry_hash"] = "not a hash"
+        bad.write_bytes(orjson.dumps(first) + b"\n" + b"".join(lines[1:]))
+        reason = "entry_hash 'not a hash' is not a SHA-256 hex digest"
+    else:
+        bad.write_bytes(b'{"event_type": "tool.invoked"}\n')
+        reason = "event_id is missing"
+    result = run_cli("import", str(bad), "--database-url", database_url)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {bad}:1: {reason}; nothing was imported")
+    assert result.stderr.count("\n") == 1
+    assert leftovers(database_url) == []
+
+
+def test_an_empty_file_imports_nothing_and_creates_nothing(
+    database_url: str, tmp_path: Path
+) -> None:
+    """No entry, no database: exit 0 and a report of none."""
+    empty = tmp_path / "empty.jsonl"
+    empty.write_bytes(b"\n\n")
+    result = run_cli("import", str(empty), "--database-url", database_url, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert orjson.loads(result.stdout) | {"database": None} == {
+        "read": 0,
+        "imported": 0,
+        "skipped": 0,
+        "database": None,
+        "chain": "rechained",
+    }
+    assert leftovers(database_url) == []
+
+
+def test_a_chain_the_database_refuses_leaves_no_database(database_url: str, tmp_path: Path) -> None:
+    """The database was made for the first batch; the import failed after it: all taken back."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    write_rows(source, tricky_rows())
+    lines = chain_file(source, tmp_path).read_bytes().splitlines(keepends=True)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(b"".join(lines) + lines[1])  # an entry twice: the insert refuses it
+    result = run_cli("import", str(twice), "--database-url", database_url)
+    assert result.exit_code == 1
+    assert "an event_id appears twice" in result.stderr
+    assert "nothing was imported" in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert leftovers(database_url) == []
+
+
+def test_an_interrupted_chain_import_leaves_no_database(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C after a batch was written: rolled back, and the new database removed."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    write_rows(source, tricky_rows())
+    out = chain_file(source, tmp_path)
+    real, calls = transfer.parse_chain_line, {"n": 0}
+
+    def interrupted(line: bytes) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(line)
+
+    monkeypatch.setattr(transfer, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(transfer, "parse_chain_line", interrupted)
+    result = run_cli("import", str(out), "--database-url", database_url)
+    assert result.exit_code == 130
+    assert leftovers(database_url) == []
+
+
+@pytest.mark.parametrize("chain", [False, True], ids=["plain", "chain"])
+def test_a_failed_import_leaves_an_existing_trail_as_it_was(
+    trail: Trail, tmp_path: Path, chain: bool
+) -> None:
+    """Its tables, entries and chain are untouched; verify still finds it intact."""
+    before = leftovers(trail.url)
+    head = fetch(trail.url, "SELECT head_seq, head_hash FROM audit_chain")
+    bad = tmp_path / "bad.jsonl"
+    if chain:  # another trail's chain: refused, the target holds a chain of its own
+        source = f"sqlite:///{tmp_path / 'source.db'}"
+        write_rows(source, tricky_rows())
+        bad = chain_file(source, tmp_path)
+    else:
+        bad.write_bytes(b"not json\n")
+    result = run_cli("import", str(bad), "--database-url", trail.url)
+    assert result.exit_code == 1
+    assert "nothing was imported" in result.stderr
+    assert leftovers(trail.url) == before
+    assert fetch(trail.url, "SELECT head_seq, head_hash FROM audit_chain") == head
+    report = verify_url(trail.url)
+    assert report.intact, report.findings
+    assert report.last_seq == len(trail.rows)
+    assert [e["event_id"] for e in stored(trail.url)] == [row[0] for row in trail.rows]
+
+
+@pytest.mark.postgres
+def test_entries_postgresql_refuses_leave_no_tables(postgres_url: str, tmp_path: Path) -> None:
+    """Every entry refused by the database (a NUL in the actor): the tables made for them go."""
+    line = (
+        b'{"event_id":"' + new_event_id().encode() + b'","event_type":"tool.invoked",'
+        b'"actor":"a\\u0000b","resource":null,"correlation_id":null,'
+        b'"created_at":"2026-01-01T00:00:00.000001+00:00","details":{}}\n'
+    )
+    source = tmp_path / "nul.jsonl"
+    source.write_bytes(line)
+    result = run_cli("import", str(source), "--database-url", postgres_url)
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert leftovers(postgres_url) == []
+
+
+def test_a_failed_import_into_an_empty_existing_file_leaves_the_file(tmp_path: Path) -> None:
+    """An empty SQLite file that was there stays there, without the tables made for the import."""
+    source = f"sqlite:///{tmp_path / 'source.db'}"
+    write_rows(source, tricky_rows())
+    lines = chain_file(source, tmp_path).read_bytes().splitlines(keepends=True)
+    twice = tmp_path / "twice.jsonl"
+    twice.write_bytes(b"".join(lines) + lines[0])
+    existing = tmp_path / "existing.db"
+    existing.touch()
+    url = f"sqlite:///{existing}"
+    result = run_cli("import", str(twice), "--database-url", url)
+    assert result.exit_code == 1
+    assert existing.exists()
+    assert fetch(url, "SELECT name FROM sqlite_master") == []

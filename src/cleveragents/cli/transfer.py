@@ -5,25 +5,37 @@ id, so memory stays bounded whatever the size of the trail) as JSON Lines or CSV
 to stdout or to a file. It exports the entries committed when it starts (up to the
 highest id then), so it ends even while the trail keeps growing. A file is written
 beside its final name and renamed at the end: an interrupted export leaves no
-half file under that name. It is created readable by its owner only.
+half file under that name. It is created readable by its owner only. With
+``--chain`` it writes the whole hash chain, read in one snapshot: every entry, the
+library's own included, with its chain fields (``seq``, ``prev_hash``,
+``entry_hash``, ``hmac``, ``writer_id``, ``writer_seq``).
 
-``import`` reads a JSON Lines export into a database (created at head when it is
-new, e.g. a PostgreSQL database replacing the embedded SQLite file), in batches of
-:data:`IMPORT_BATCH`, skipping every entry whose event_id is there already: running
-it twice, or after an interruption, imports each entry once. Entries are stored as
-they are in the file (no redaction: they were redacted when recorded); the target
-gives them ids of its own, in the file's order.
+``import`` reads a JSON Lines export into a database, skipping every entry whose
+event_id is there already: running it twice, or after an interruption, imports
+each entry once. Entries are stored as they are in the file (no redaction: they
+were redacted when recorded). The database is opened only once the first entries
+are ready, and one it created is removed again if nothing could be stored in it.
+
+* A chain export (``export --chain``) keeps its chain: in an empty database, or one
+  whose chain it continues, every entry keeps its seq, hashes, HMAC and writer, so
+  ``verify`` and the source's checkpoints hold on the target
+  (:mod:`cleveragents.infrastructure.persistence.chain_copy`). It is imported in
+  one transaction: whole, or (refused) not at all.
+* Any other export is *re-chained*: its entries become new links of the target's
+  chain, with ids of its own and no writer, in batches of :data:`IMPORT_BATCH`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import itertools
 import os
 import sys
 import tempfile
 import time
-import uuid
-from datetime import datetime
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO
 
@@ -38,6 +50,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.cli.common import (
     EXIT_FAILED,
@@ -54,17 +67,37 @@ from cleveragents.cli.common import (
     binary_stdout,
     entry_filter,
     fail,
+    load_settings,
+    one_line,
     open_trail,
     stderr_console,
 )
-from cleveragents.cli.render import csv_chunk, json_line
-from cleveragents.domain.details import decode_details, encode_details
-from cleveragents.domain.event_types import coerce_stored_event_type
+from cleveragents.cli.import_lines import (
+    LineError,
+    is_chain_line,
+    parse_chain_line,
+    parse_entry_line,
+)
+from cleveragents.cli.render import csv_chunk, iso_time, json_line
+from cleveragents.domain.errors import AuditError
 from cleveragents.infrastructure.persistence import browse
+from cleveragents.infrastructure.persistence.bulk import ChainedRow
+from cleveragents.infrastructure.persistence.chain_copy import ChainCopy, ChainRefusedError
+from cleveragents.infrastructure.persistence.errors import describe
+from cleveragents.infrastructure.persistence.import_target import ImportTarget
 from cleveragents.infrastructure.persistence.rows import EntryRow
-from cleveragents.infrastructure.spool import NOT_REPLAYED
+from cleveragents.infrastructure.persistence.verify import one_snapshot
 
-__all__ = ["EXPORT_PAGE", "IMPORT_BATCH", "Format", "export", "import_", "parse_entry_line"]
+__all__ = [
+    "EXPORT_PAGE",
+    "IMPORT_BATCH",
+    "Format",
+    "chain_line",
+    "export",
+    "import_",
+    "parse_chain_line",
+    "parse_entry_line",
+]
 
 #: Rows read and written at a time by export.
 EXPORT_PAGE = 5_000
@@ -156,13 +189,31 @@ def export(
         ),
     ] = None,
     system: System = False,
+    chain: Annotated[
+        bool,
+        typer.Option(
+            "--chain",
+            help="The whole hash chain, to move the trail: every entry (the library's own "
+            "included) with seq, prev_hash, entry_hash, hmac, writer_id and writer_seq, read "
+            "in one snapshot. Imported into an empty database, it keeps its chain exactly. "
+            "No filters.",
+        ),
+    ] = False,
 ) -> None:
     """Write the matching entries, oldest first, as JSON Lines or CSV, in bounded memory."""
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
+    if chain:
+        _check_chain_options(
+            output_format, event_type, actor, resource, correlation_id, since, until
+        )
+    where = entry_filter(
+        event_type, actor, resource, correlation_id, since, until, system=system or chain
+    )
     database = open_trail(database_url)
     started = time.perf_counter()
     try:
         with database.connect() as connection:
+            if chain:  # no purge or rewrite between two pages shows as a hole
+                connection = one_snapshot(connection)
             top = browse.max_id(connection)
             total = (
                 0
@@ -172,7 +223,7 @@ def export(
             sink = _Sink(out)
             try:
                 written, last = _write_pages(
-                    connection, sink.stream, where, output_format, after_id, top, total
+                    connection, sink.stream, where, output_format, after_id, top, total, chain
                 )
                 sink.finish()
             except BaseException:
@@ -193,6 +244,45 @@ def export(
         )
 
 
+def _check_chain_options(output_format: Format, *filters: str | None) -> None:
+    """--chain writes the whole chain as JSON Lines: a filter or CSV is a one-line error."""
+    if output_format is not Format.jsonl:
+        fail("--chain writes JSON Lines (what import reads): leave out --format csv")
+    if any(value is not None for value in filters):
+        fail(
+            "--chain exports the whole chain, which a filter would cut into pieces that "
+            "cannot keep it; leave out --type, --actor, --resource, --correlation-id, "
+            "--since and --until (or export without --chain)"
+        )
+
+
+def chain_line(row: Any) -> bytes:
+    """One line of a chain export: a JSON Lines record with the chain's fields too.
+
+    ``row`` is a raw row followed by :data:`browse.CHAIN_COLUMNS`; ``details`` is
+    spliced in last, as stored, so that an import finds the hashed text again.
+    """
+    head = orjson.dumps(
+        {
+            "id": row[0],
+            "event_id": row[1],
+            "event_type": row[2],
+            "actor": row[3],
+            "resource": row[4],
+            "correlation_id": row[5],
+            "created_at": iso_time(row[6]),
+            "seq": row[8],
+            "prev_hash": row[9],
+            "entry_hash": row[10],
+            "hmac": row[11],
+            "writer_id": row[12],
+            "writer_seq": row[13],
+        }
+    )
+    details: str = row[7]
+    return head[:-1] + b',"details":' + details.encode() + b"}\n"
+
+
 def _write_pages(
     connection: Any,
     stream: BinaryIO,
@@ -201,16 +291,24 @@ def _write_pages(
     after_id: int | None,
     top: int | None,
     total: int,
+    chain: bool,
 ) -> tuple[int, int | None]:
     written, last = 0, after_id
     header = output_format is Format.csv
     with _progress(rows=True) as progress:
         task = progress.add_task("exporting", total=total)
         while top is not None:
-            rows = browse.page(connection, where, after_id=last, limit=EXPORT_PAGE, up_to_id=top)
+            if chain:
+                rows = browse.chain_page(connection, after_id=last, limit=EXPORT_PAGE, up_to_id=top)
+            else:
+                rows = browse.page(
+                    connection, where, after_id=last, limit=EXPORT_PAGE, up_to_id=top
+                )
             if not rows:
                 break
-            if output_format is Format.jsonl:
+            if chain:
+                stream.write(b"".join(chain_line(row) for row in rows))
+            elif output_format is Format.jsonl:
                 stream.write(b"".join(json_line(row) for row in rows))
             else:
                 stream.write(csv_chunk(rows, header=header))
@@ -228,73 +326,13 @@ def _write_pages(
 # -- import --------------------------------------------------------------------------------
 
 
-class LineError(ValueError):
-    """A line of an import file that is not an entry."""
-
-
-def _text_field(entry: dict[str, Any], name: str, *, required: bool = False) -> str | None:
-    value = entry.get(name)
-    if value is None:
-        if required:
-            raise LineError(f"{name} is missing")
-        return None
-    if not isinstance(value, str):
-        raise LineError(f"{name} must be a string, not {type(value).__name__}")
-    return value
-
-
-def parse_entry_line(line: bytes) -> EntryRow:
-    """The row that one line of a JSON Lines export describes.
-
-    Raises:
-        LineError: the line is not a JSON object, or a field is missing or wrong.
-    """
-    try:
-        entry = decode_details(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise LineError("not UTF-8") from None
-    except ValueError as exc:
-        raise LineError(f"not a JSON object ({exc})") from None
-    event_id = _text_field(entry, "event_id", required=True)
-    assert event_id is not None
-    try:
-        if len(event_id) != 36:
-            raise ValueError
-        uuid.UUID(event_id)
-    except ValueError:
-        raise LineError(f"event_id {event_id!r} is not a UUID") from None
-    event_type = _text_field(entry, "event_type", required=True)
-    try:
-        kind = coerce_stored_event_type(event_type)
-    except ValueError:
-        raise LineError(f"unknown event_type {event_type!r}") from None
-    if kind.value in NOT_REPLAYED:
-        raise LineError(f"{kind.value} entries are not imported: they belong to their own trail")
-    created_text = _text_field(entry, "created_at", required=True)
-    assert created_text is not None
-    try:
-        created_at = datetime.fromisoformat(created_text)
-    except ValueError:
-        raise LineError(f"created_at {created_text!r} is not an ISO 8601 time") from None
-    if created_at.tzinfo is None or created_at.utcoffset() is None:
-        raise LineError(f"created_at {created_text!r} has no time zone")
-    if "details" not in entry:
-        raise LineError("details is missing")
-    try:
-        details = encode_details(entry["details"])
-    except (TypeError, ValueError) as exc:
-        raise LineError(str(exc)) from None
-    return (
-        event_id,
-        kind.value,
-        _text_field(entry, "actor"),
-        _text_field(entry, "resource"),
-        details,
-        _text_field(entry, "correlation_id"),
-        created_at,
-        None,  # an imported entry belongs to no writer of this database
-        None,
-    )
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    read: int
+    imported: int
+    kept: bool  # the chain was kept (a chain export), or the entries were re-chained
+    head: tuple[int, str] | None = None
+    breaks: int = 0  # kept rows that do not follow the row before them
 
 
 def import_(
@@ -306,77 +344,209 @@ def import_(
 ) -> None:
     """Import a JSON Lines export into a database; entries already there (by event_id) are skipped.
 
-    A new database is created at the current schema: this is how a trail moves from
-    the embedded SQLite file to PostgreSQL. Exit status 1 at the first line that is
-    not an entry (the lines before it are imported; run again once it is fixed).
+    A new database is created at the current schema when the first entries are ready,
+    and removed again if none could be stored. An export made with --chain keeps its
+    chain (seq, hashes, writers) in an empty database, whole or not at all: this is
+    how a trail moves from the embedded SQLite file to PostgreSQL. Other exports are
+    re-chained: exit status 1 at the first line that is not an entry (the lines before
+    it are imported; run again once it is fixed).
     """
-    stream: BinaryIO
-    if source == "-":
-        stream = sys.stdin.buffer
-        size = None
-    else:
-        try:
-            stream = open(source, "rb")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            fail(f"cannot read {source}: {exc.strerror}")
-        size = os.fstat(stream.fileno()).st_size
-    database = open_trail(database_url, create=True, appends=True)
-    read = imported = 0
+    settings = load_settings(database_url)
+    target = ImportTarget(settings.database_url, hmac_key=settings.hmac_key_bytes())
+    stream, size = _open_source(source)
     try:
         with _progress(rows=False) as progress:
             task = progress.add_task("importing", total=size)
-            pending: list[EntryRow] = []
 
-            def flush() -> None:
-                nonlocal imported
-                if pending:
-                    count, refused = database.insert_new(pending)
-                    imported += count
-                    if refused:
-                        index, reason = refused[0]
-                        fail(
-                            f"{source}: the database refused the entry {pending[index][0]} "
-                            f"({reason}); {len(refused)} refused, {imported:,} new entries "
-                            "stored; fix it and import again (what is there is skipped)",
-                            EXIT_FAILED,
-                        )
-                    pending.clear()
+            def advance() -> None:
                 if size is not None:
                     progress.update(task, completed=stream.tell())
 
-            for number, line in enumerate(stream, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    pending.append(parse_entry_line(line))
-                except LineError as exc:
-                    flush()
-                    fail(
-                        f"{source}:{number}: {exc}; the {read:,} entries before it are stored "
-                        f"({imported:,} new); fix the line and import again (what is there "
-                        "already is skipped)",
-                        EXIT_FAILED,
-                    )
-                read += 1
-                if len(pending) >= IMPORT_BATCH:
-                    flush()
-            flush()
+            lines = _entry_lines(stream)
+            first = next(lines, None)
+            if first is not None and is_chain_line(first[1]):
+                outcome = _import_chain(source, itertools.chain([first], lines), target, advance)
+            else:
+                rest = lines if first is None else itertools.chain([first], lines)
+                outcome = _import_rechained(source, rest, target, advance)
+    except BaseException:
+        _discard(target)
+        raise
     finally:
         if stream is not sys.stdin.buffer:
             stream.close()
-        url = database.url
-        database.dispose()
-    _report(read, imported, url, as_json=as_json)
+        target.dispose()
+    _report(outcome, target.url, as_json=as_json)
 
 
-def _report(read: int, imported: int, url: str, *, as_json: bool) -> None:
+def _open_source(source: str) -> tuple[BinaryIO, int | None]:
+    if source == "-":
+        return sys.stdin.buffer, None
+    try:
+        stream = open(source, "rb")  # noqa: SIM115 - closed by import_
+    except OSError as exc:
+        fail(f"cannot read {source}: {exc.strerror}")
+    return stream, os.fstat(stream.fileno()).st_size
+
+
+def _entry_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(line number, line) of every line that is not blank."""
+    for number, line in enumerate(stream, start=1):
+        if line.strip():
+            yield number, line
+
+
+def _discard(target: ImportTarget) -> None:
+    """After a failure: take back the database the import created, if it holds nothing."""
+    try:
+        target.discard_if_empty()
+    except (SQLAlchemyError, AuditError, OSError) as exc:
+        stderr_console().print(
+            one_line(f"could not remove what this import created in {target.url}: {exc}"),
+            highlight=False,
+            markup=False,
+        )
+
+
+def _import_rechained(
+    source: str,
+    lines: Iterator[tuple[int, bytes]],
+    target: ImportTarget,
+    advance: Callable[[], None],
+) -> _Outcome:
+    """Append the entries as new links of the target's chain, a batch per transaction."""
+    read = imported = 0
+    pending: list[EntryRow] = []
+
+    def flush() -> None:
+        nonlocal imported
+        if pending:
+            count, refused = target.open().insert_new(pending)
+            imported += count
+            if refused:
+                index, reason = refused[0]
+                fail(
+                    f"{source}: the database refused the entry {pending[index][0]} "
+                    f"({reason}); {len(refused)} refused, {imported:,} new entries "
+                    "stored; fix it and import again (what is there is skipped)",
+                    EXIT_FAILED,
+                )
+            pending.clear()
+        advance()
+
+    for number, line in lines:
+        try:
+            pending.append(parse_entry_line(line))
+        except LineError as exc:
+            flush()
+            if read == 0:
+                fail(f"{source}:{number}: {exc}; nothing was imported", EXIT_FAILED)
+            fail(
+                f"{source}:{number}: {exc}; the {read:,} entries before it are stored "
+                f"({imported:,} new); fix the line and import again (what is there "
+                "already is skipped)",
+                EXIT_FAILED,
+            )
+        read += 1
+        if len(pending) >= IMPORT_BATCH:
+            flush()
+    flush()
+    return _Outcome(read, imported, kept=False)
+
+
+def _import_chain(
+    source: str,
+    lines: Iterator[tuple[int, bytes]],
+    target: ImportTarget,
+    advance: Callable[[], None],
+) -> _Outcome:
+    """Copy a chain export with its chain fields, in one transaction (whole or nothing)."""
+    read = 0
+    batch: list[tuple[int, ChainedRow]] = []
+    with contextlib.ExitStack() as stack:
+        copy: ChainCopy | None = None
+
+        def send() -> None:
+            nonlocal copy
+            if not batch:
+                return
+            try:
+                if copy is None:
+                    copy = ChainCopy(stack.enter_context(target.open().transaction()))
+                copy.add([row for _, row in batch])
+            except ChainRefusedError as exc:
+                where = source if exc.index is None else f"{source}:{batch[exc.index][0]}"
+                fail(f"{where}: {exc}; {_NOT_KEPT}", EXIT_FAILED)
+            except SQLAlchemyError as exc:
+                fail(
+                    f"{source}:{batch[0][0]}..{batch[-1][0]}: the database refused these "
+                    f"entries ({describe(exc)}); nothing was imported",
+                    EXIT_FAILED,
+                )
+            batch.clear()
+            advance()
+
+        for number, line in lines:
+            try:
+                batch.append((number, parse_chain_line(line)))
+            except LineError as exc:
+                fail(
+                    f"{source}:{number}: {exc}; nothing was imported (a chain is imported "
+                    "whole or not at all): fix the line and import again",
+                    EXIT_FAILED,
+                )
+            read += 1
+            if len(batch) >= IMPORT_BATCH:
+                send()
+        send()
+        if copy is None:
+            return _Outcome(read, 0, kept=True)
+        try:
+            copy.finish()
+        except ChainRefusedError as exc:
+            fail(f"{source}: {exc}; {_NOT_KEPT}", EXIT_FAILED)
+        # Committed as the transaction ends, on the way out.
+        head = (copy.head_seq, copy.head_hash)
+        return _Outcome(read, copy.imported, kept=True, head=head, breaks=copy.breaks)
+
+
+#: How a refused chain import ends its one line.
+_NOT_KEPT = (
+    "nothing was imported; a chain keeps its seq and hashes only in an empty database or"
+    " one it continues (import into a new database, or export without --chain to add the"
+    " entries as new links of this one)"
+)
+
+
+def _report(outcome: _Outcome, url: str, *, as_json: bool) -> None:
+    read, imported = outcome.read, outcome.imported
+    if outcome.breaks:
+        stderr_console().print(
+            f"warning: {outcome.breaks:,} of the entries kept do not follow the entry before"
+            " them (a hole in seq, or another prev_hash), as in the file: `cleveragents-audit"
+            " verify` reports them here as it does on a source where they are so",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     if as_json:
-        document = {"read": read, "imported": imported, "skipped": read - imported, "database": url}
+        document = {
+            "read": read,
+            "imported": imported,
+            "skipped": read - imported,
+            "database": url,
+            "chain": "kept" if outcome.kept else "rechained",
+        }
         out = binary_stdout()
         out.write(orjson.dumps(document) + b"\n")
         out.flush()
         return
+    if outcome.kept:
+        head = "" if outcome.head is None else f" (head: seq {outcome.head[0]:,})"
+        how = f", keeping their chain{head}"
+    else:
+        how = " as new links of its chain"
     typer.echo(
-        f"imported {imported:,} new entries into {url}; "
+        f"imported {imported:,} new entries into {url}{how}; "
         f"{read - imported:,} of the {read:,} read were there already"
     )

@@ -59,6 +59,11 @@ __all__ = [
 CHECKPOINT_FORMAT = "cleveragents-audit-checkpoint/1"
 #: Findings kept in a report; beyond that only counted (``VerifyReport.counts``).
 MAX_FINDINGS = 1_000
+#: The other reading of a checkpoint that does not match (the hashes cannot tell them apart).
+_OTHER_CHAIN = (
+    ", or the checkpoint belongs to another chain (entries imported without"
+    " export --chain are new links: their source's checkpoints do not apply)"
+)
 
 
 class FindingKind(StrEnum):
@@ -396,7 +401,7 @@ class ChainVerifier:
             self.report(
                 FindingKind.ALTERED,
                 f"the entry hash differs from the checkpoint of {checkpoint.time.isoformat()}:"
-                " history up to it was rewritten",
+                f" history up to it was rewritten{_OTHER_CHAIN}",
                 row,
             )
         if row.writer_id is not None and row.writer_seq is not None:
@@ -608,7 +613,7 @@ class ChainVerifier:
                 self.report(
                     FindingKind.TRUNCATED,
                     f"the checkpoint of {checkpoint.time.isoformat()} is at seq {checkpoint.seq},"
-                    f" the trail ends at {last}: entries after {last} were removed",
+                    f" the trail ends at {last}: entries after {last} were removed{_OTHER_CHAIN}",
                     seq=checkpoint.seq,
                 )
         for writer_id, writer in self._writers.items():

@@ -20,9 +20,11 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.table import audit_log
 
 __all__ = [
+    "CHAIN_COLUMNS",
     "ROW_COLUMNS",
     "Bounds",
     "bounds",
+    "chain_page",
     "count_rows",
     "database_size",
     "existing_ids",
@@ -45,6 +47,30 @@ ROW_COLUMNS = (
     audit_log.c.created_at,
     audit_log.c.details,
 )
+
+
+#: What ``chain_page`` adds to a raw row, in this order.
+CHAIN_COLUMNS = (
+    audit_log.c.seq,
+    audit_log.c.prev_hash,
+    audit_log.c.entry_hash,
+    audit_log.c.hmac,
+    audit_log.c.writer_id,
+    audit_log.c.writer_seq,
+)
+
+
+def chain_page(
+    connection: Connection, *, after_id: int | None, limit: int, up_to_id: int | None
+) -> Sequence[Any]:
+    """Up to ``limit`` rows of every kind with ``after_id < id <= up_to_id``, ascending,
+    each a raw row followed by :data:`CHAIN_COLUMNS`."""
+    statement = select(*ROW_COLUMNS, *CHAIN_COLUMNS)
+    if after_id is not None:
+        statement = statement.where(audit_log.c.id > after_id)
+    if up_to_id is not None:
+        statement = statement.where(audit_log.c.id <= up_to_id)
+    return connection.execute(statement.order_by(audit_log.c.id).limit(limit)).all()
 
 
 def _rows(where: EntryFilter) -> Select[Any]:

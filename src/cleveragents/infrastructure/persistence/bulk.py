@@ -19,6 +19,11 @@ says ``ON CONFLICT (event_id) DO NOTHING`` and checks the row count: a retried
 batch whose first commit did succeed is refused with :class:`StoredAlreadyError`,
 and then written again with ``skip_stored=True``, which looks the event_ids up
 first (replay and import always do).
+
+An import that keeps another database's chain (``export --chain``) takes the same
+lock with :func:`lock_head` and inserts rows that carry their chain fields already
+with :func:`append_chained` (the checks are
+:mod:`cleveragents.infrastructure.persistence.chain_copy`'s).
 """
 
 from __future__ import annotations
@@ -36,7 +41,33 @@ from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
-__all__ = ["StoredAlreadyError", "append", "jsonb_text", "sqlite_time_text"]
+__all__ = [
+    "ChainedRow",
+    "StoredAlreadyError",
+    "append",
+    "append_chained",
+    "jsonb_text",
+    "lock_head",
+    "sqlite_time_text",
+]
+
+#: An :data:`EntryRow` with its chain fields (seq, prev_hash, entry_hash, hmac) already
+#: given: a row of another database's chain, imported as it is.
+ChainedRow = tuple[
+    str,
+    str,
+    str | None,
+    str | None,
+    str,
+    str | None,
+    datetime,
+    str | None,
+    int | None,
+    int,
+    str,
+    str,
+    str | None,
+]
 
 _CHAIN_FIELDS = ("seq", "prev_hash", "entry_hash", "hmac")
 _COLUMNS = ", ".join(ROW_FIELDS + _CHAIN_FIELDS)
@@ -154,6 +185,55 @@ def append(
         )
     connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev_hex))
     return inserted - declared
+
+
+def lock_head(connection: Connection) -> tuple[int, str]:
+    """Take the chain's lock, as :func:`append` does, and read the head: (seq, entry_hash).
+
+    Raises:
+        AuditStorageError: the chain's head row is missing.
+    """
+    postgres = connection.dialect.name == "postgresql"
+    if not postgres:
+        _begin_immediate(connection)
+    head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
+    if head is None:
+        raise AuditStorageError(
+            f"the chain head (row 1 of {audit_chain.name}) is missing: the trail was damaged"
+            " or tampered with; run `cleveragents-audit verify`"
+        )
+    return int(head[0]), str(head[1])
+
+
+def append_chained(connection: Connection, rows: Sequence[ChainedRow]) -> None:
+    """Insert rows that carry their chain fields, as they are, and move the head to the last.
+
+    For an import that keeps another database's chain: nothing is linked or hashed
+    here. The caller holds the lock (:func:`lock_head`) in this transaction, has
+    checked that the rows continue the chain, and commits.
+
+    Raises:
+        StoredAlreadyError: an event_id is stored already (or repeated in ``rows``).
+        sqlalchemy.exc.SQLAlchemyError: the database refused the write.
+    """
+    if not rows:
+        return
+    postgres = connection.dialect.name == "postgresql"
+    stored_time = _utc if postgres else sqlite_time_text
+    linked = [(*row[:6], stored_time(row[6]), *row[7:]) for row in rows]
+    if postgres:
+        # One transaction may copy many batches: the staging table is emptied at commit only.
+        connection.exec_driver_sql(_POSTGRES_STAGE)
+        connection.exec_driver_sql(f"DELETE FROM {_STAGE}")
+        inserted = _postgres_copy(connection, linked)
+    else:
+        inserted = _sqlite_insert(connection, linked)
+    if inserted != len(linked):
+        raise StoredAlreadyError(
+            f"{len(linked) - inserted} of {len(linked)} rows are stored already"
+        )
+    last = rows[-1]
+    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (last[9], last[11]))
 
 
 def _begin_immediate(connection: Connection) -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "AuditDatabase",
     "insert_one",
     "open_database",
+    "sqlite_file_path",
 ]
 
 #: How long a SQLite connection waits for another connection's lock before "database is locked".
@@ -295,6 +296,16 @@ def open_database(
         engine.dispose()
         raise
     return AuditDatabase(engine, shared_connection=shared, hmac_key=hmac_key)
+
+
+def sqlite_file_path(url: str) -> Path | None:
+    """The SQLite file ``url`` names, absolute; None for in-memory SQLite and PostgreSQL.
+
+    Raises:
+        AuditStorageError: the URL is malformed or names an unsupported backend.
+    """
+    parsed = _parse(url)
+    return Path(str(parsed.database)) if _is_sqlite_file(parsed) else None
 
 
 def _parse(url: str) -> URL:
