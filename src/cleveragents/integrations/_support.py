@@ -47,6 +47,14 @@ def clip_text(value: object) -> str | None:
     """``value`` as text fit for ``actor``, ``resource`` or ``correlation_id`` (or None)."""
     if value is None:
         return None
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and len(value) <= MAX_TEXT_BYTES
+        and "\x00" not in value
+        and type(value) is str
+    ):
+        return value  # the common case: short ASCII text, as it is
     text = _clean(value if isinstance(value, str) else str(value)).replace("\x00", "")
     if len(text.encode("utf-8")) <= MAX_TEXT_BYTES:
         return text
@@ -55,10 +63,20 @@ def clip_text(value: object) -> str | None:
 
 def _convert(value: Any, depth: int) -> Any:
     kind = type(value)
+    # Fast paths for what details mostly hold: short ASCII text, plain dicts and lists.
+    if kind is str:
+        return value if len(value) <= MAX_STRING_CHARS and value.isascii() else _clip(value)
     if value is None or kind is bool or kind is int:
         return value
-    if kind is str:
-        return _clip(value)
+    if kind is dict and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
+        return {
+            key
+            if type(key) is str and len(key) <= MAX_STRING_CHARS and key.isascii()
+            else _clip(str(key)): _convert(item, depth + 1)
+            for key, item in value.items()
+        }
+    if kind is list and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
+        return [_convert(item, depth + 1) for item in value]
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, Enum):
@@ -105,6 +123,8 @@ def _clip(text: str) -> str:
 
 def _clean(text: str) -> str:
     """``text`` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

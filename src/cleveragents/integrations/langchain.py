@@ -23,8 +23,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID
 
 try:
@@ -96,6 +95,8 @@ EVENT_TYPES: Final[Mapping[str, tuple[T, ...]]] = {
 _AGENT_NAME_KEY: Final = "lc_agent_name"
 # Nested containers the LangChain values are unpacked to (to_jsonable goes deeper).
 _MAX_UNPACK_DEPTH: Final = 8
+# Values _unpack returns as they are, without looking further.
+_LEAVES: Final = frozenset({str, int, float, bool, type(None)})
 
 _KIND_EVENTS: Final[dict[str, tuple[T, T, T]]] = {
     "chain": (T.CHAIN_STARTED, T.CHAIN_COMPLETED, T.CHAIN_FAILED),
@@ -106,21 +107,32 @@ _KIND_EVENTS: Final[dict[str, tuple[T, T, T]]] = {
 }
 
 
-@dataclass(slots=True)
 class _Run:
     """What the handler remembers of a run between its start and its end."""
 
-    root: UUID
-    resource: str
-    kind: str
-    actor: str | None
-    agent_name: str | None
-    model: str | None
-    started_ns: int
+    __slots__ = ("actor", "agent_name", "kind", "model", "parent", "resource", "root", "started_ns")
+
+    def __init__(
+        self,
+        root: str,
+        parent: str | None,
+        resource: str,
+        kind: str,
+        actor: str | None,
+        agent_name: str | None,
+        model: str | None,
+    ) -> None:
+        self.root = root
+        self.parent = parent
+        self.resource = resource
+        self.kind = kind
+        self.actor = actor
+        self.agent_name = agent_name
+        self.model = model
+        self.started_ns = time.perf_counter_ns()
 
 
-@dataclass(frozen=True, slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     """One entry, ready for the recorder."""
 
     event_type: T
@@ -137,7 +149,8 @@ class _RunTracker:
     guarded by a lock held only for dictionary operations. A run is remembered from
     its start to its end; when a root run ends, every run under it still remembered
     (a child whose end never came) is forgotten with it, so memory stays bounded by
-    the runs open at once, at most ``max_open_runs``.
+    the runs open at once, at most ``max_open_runs``. Runs are keyed by their id as
+    text, which the details need anyway (and whose hash, unlike a UUID's, is cached).
     """
 
     def __init__(self, actor: str | None, agent_names: Collection[str], max_open_runs: int) -> None:
@@ -153,8 +166,8 @@ class _RunTracker:
         self._agent_names = frozenset(agent_names)
         self._max_open_runs = max_open_runs
         self._lock = threading.Lock()
-        self._runs: dict[UUID, _Run] = {}
-        self._trees: dict[UUID, set[UUID]] = {}  # root -> its runs still remembered
+        self._runs: dict[str, _Run] = {}
+        self._trees: dict[str, set[str]] = {}  # root -> its runs still remembered
 
     def open_runs(self) -> int:
         """How many runs are remembered now (started and not ended)."""
@@ -178,8 +191,10 @@ class _RunTracker:
         name = _name_of(serialized, extra)
         metadata = extra.get("metadata")
         marked = metadata.get(_AGENT_NAME_KEY) if isinstance(metadata, Mapping) else None
+        run_key = str(run_id)
+        parent_key = str(parent_run_id) if parent_run_id is not None else None
         with self._lock:
-            parent = self._runs.get(parent_run_id) if parent_run_id is not None else None
+            parent = self._runs.get(parent_key) if parent_key is not None else None
             inherited = parent.agent_name if parent is not None else None
             agent_name = marked if isinstance(marked, str) else inherited
             if kind == "chain" and (
@@ -191,32 +206,35 @@ class _RunTracker:
             if parent is not None:
                 root, actor = parent.root, parent.actor
             else:  # a root run; or a parent never seen (forgotten, or started elsewhere)
-                root = parent_run_id if parent_run_id is not None else run_id
+                root = parent_key if parent_key is not None else run_key
                 actor = self._actor if self._actor is not None else resource
-            self._runs[run_id] = _Run(
-                root, resource, kind, actor, agent_name, model, time.perf_counter_ns()
-            )
-            self._trees.setdefault(root, set()).add(run_id)
+            self._runs[run_key] = _Run(root, parent_key, resource, kind, actor, agent_name, model)
+            tree = self._trees.get(root)
+            if tree is None:
+                self._trees[root] = {run_key}
+            else:
+                tree.add(run_key)
             if len(self._runs) > self._max_open_runs:
                 self._forget_oldest_tree()
         if model is not None:
             details["model"] = model
-        details.update(_ids(run_id, parent_run_id))
+        details["run_id"] = run_key
+        details["parent_run_id"] = parent_key
         for key in ("tags", "metadata"):
             value = extra.get(key)
             if value:
                 details[key] = value
-        return _Entry(_KIND_EVENTS[kind][0], actor, resource, details, str(root))
+        return _Entry(_KIND_EVENTS[kind][0], actor, resource, details, root)
 
     def _forget_oldest_tree(self) -> None:
         """Forget the runs of the root seen first (the lock is held)."""
         root = next(iter(self._trees))
         runs = self._trees.pop(root)
-        for run_id in runs:
-            self._runs.pop(run_id, None)
+        for run_key in runs:
+            self._runs.pop(run_key, None)
         _log.warning(
             "audit_langchain_runs_forgotten",
-            root_run_id=str(root),
+            root_run_id=root,
             runs=len(runs),
             max_open_runs=self._max_open_runs,
         )
@@ -234,28 +252,29 @@ class _RunTracker:
         failed: bool,
     ) -> tuple[_Entry, _Run | None]:
         """Forget a run that ended; its end (or failure) entry, and what was remembered."""
+        run_key = str(run_id)
         with self._lock:
-            run = self._runs.pop(run_id, None)
+            run = self._runs.pop(run_key, None)
             if run is not None:
                 tree = self._trees.get(run.root)
                 if tree is not None:
-                    tree.discard(run_id)
-                    if run.root == run_id or not tree:  # the root ended: forget its tree
+                    tree.discard(run_key)
+                    if run.root == run_key or not tree:  # the root ended: forget its tree
                         for orphan in self._trees.pop(run.root):
                             self._runs.pop(orphan, None)
         if run is not None:
             details["duration_ms"] = round((time.perf_counter_ns() - run.started_ns) / 1e6, 3)
             resource, root, actor, kind = run.resource, run.root, run.actor, run.kind
+            parent_key = run.parent
         else:  # its start was never seen (or was forgotten): the best names there are
             resource = f"{kind}:{_name_of(None, extra)}"
-            root = parent_run_id if parent_run_id is not None else run_id
+            parent_key = str(parent_run_id) if parent_run_id is not None else None
+            root = parent_key if parent_key is not None else run_key
             actor = self._actor
-        details.update(_ids(run_id, parent_run_id))
-        tags = extra.get("tags")
-        if tags:
-            details["tags"] = tags
+        details["run_id"] = run_key
+        details["parent_run_id"] = parent_key
         event_type = _KIND_EVENTS[kind][2 if failed else 1]
-        return _Entry(event_type, actor, resource, details, str(root)), run
+        return _Entry(event_type, actor, resource, details, root), run
 
 
 # -- what the callbacks carry, as details ----------------------------------------------
@@ -276,19 +295,21 @@ def _name_of(serialized: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> 
     return "unknown"
 
 
-def _ids(run_id: UUID, parent_run_id: UUID | None) -> dict[str, str | None]:
-    return {
-        "run_id": str(run_id),
-        "parent_run_id": str(parent_run_id) if parent_run_id is not None else None,
-    }
-
-
 def _error(error: BaseException) -> dict[str, str]:
     return {"type": type(error).__name__, "message": str(error)}
 
 
 def _unpack(value: Any, depth: int = 0) -> Any:
     """LangChain's values in a compact, readable form (to_jsonable does the rest)."""
+    kind = type(value)
+    if kind in _LEAVES:
+        return value
+    if kind is dict or kind is list or kind is tuple:
+        if depth >= _MAX_UNPACK_DEPTH:
+            return value
+        if kind is dict:
+            return {key: _unpack(item, depth + 1) for key, item in value.items()}
+        return [_unpack(item, depth + 1) for item in value]
     if isinstance(value, BaseMessage):
         return _message(value)
     if isinstance(value, Document):
@@ -298,12 +319,6 @@ def _unpack(value: Any, depth: int = 0) -> Any:
         if value.id is not None:
             document["id"] = value.id
         return document
-    if depth >= _MAX_UNPACK_DEPTH:
-        return value
-    if isinstance(value, dict):
-        return {key: _unpack(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_unpack(item, depth + 1) for item in value]
     return value
 
 
