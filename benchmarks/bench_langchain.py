@@ -7,8 +7,12 @@ from LangChain's objects, ``to_jsonable`` and ``record()`` (redaction, encoding,
 enqueue) into an asynchronous service on a SQLite file. Each measured end follows
 an untimed start of the same run, as in a real run; the service is flushed
 between rounds of 1,000 so that the figures are the handler's cost, not waits
-for room in a full queue. For comparison, ``record()`` of a tool-call entry with
-the bench's usual ~200-byte details is timed in the same rounds.
+for room in a full queue.
+
+What the adapter adds to ``record()`` is measured against ``record()`` of the very
+entries the handler makes (same event type, actor, resource, correlation id and
+details; the start entry untimed, then the end entry timed), called directly, in
+alternating rounds in the same process.
 
 Run alone: ``python -m benchmarks.bench_langchain`` prints the medians and p99.
 """
@@ -17,16 +21,18 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
+from cleveragents.integrations._support import to_jsonable
 from cleveragents.integrations.langchain import AuditCallbackHandler
 
-from ._common import WARM_UP_ENTRIES, TempService, percentile_us, record_latencies_ns
+from ._common import WARM_UP_ENTRIES, TempService, percentile_us
 
-CALLBACKS = ("tool_end", "llm_end", "record")
+#: The callback ends measured.
+CALLBACKS = ("tool_end", "llm_end")
 ROUNDS = 10
 CALLS_PER_ROUND = 1_000
 
@@ -75,10 +81,8 @@ class _Bench:
         if not self.fixture.service.flush(timeout=60):
             raise RuntimeError(f"flush failed: {self.fixture.service.stats()}")
 
-    def tool_end_ns(self) -> int:
-        """One tool run: an untimed on_tool_start, then on_tool_end timed, in ns."""
-        handler, run_id = self.handler, uuid.uuid4()
-        handler.on_tool_start(
+    def tool_start(self, run_id: uuid.UUID) -> None:
+        self.handler.on_tool_start(
             {"name": "get_weather"},
             str(_TOOL_INPUTS),
             run_id=run_id,
@@ -88,14 +92,9 @@ class _Bench:
             inputs=_TOOL_INPUTS,
             tool_call_id="call_1",
         )
-        start = time.perf_counter_ns()
-        handler.on_tool_end(_TOOL_OUTPUT, run_id=run_id, parent_run_id=None, name="get_weather")
-        return time.perf_counter_ns() - start
 
-    def llm_end_ns(self) -> int:
-        """One chat model call: an untimed on_chat_model_start, then on_llm_end timed, in ns."""
-        handler, run_id = self.handler, uuid.uuid4()
-        handler.on_chat_model_start(
+    def llm_start(self, run_id: uuid.UUID) -> None:
+        self.handler.on_chat_model_start(
             {"name": "ChatOpenAI"},
             [[]],
             run_id=run_id,
@@ -103,40 +102,109 @@ class _Bench:
             metadata=_METADATA,
             invocation_params={"model": "gpt-5-mini"},
         )
+
+    def tool_end_ns(self) -> int:
+        """One tool run: an untimed on_tool_start, then on_tool_end timed, in ns."""
+        run_id = uuid.uuid4()
+        self.tool_start(run_id)
         start = time.perf_counter_ns()
-        handler.on_llm_end(_LLM_RESULT, run_id=run_id, parent_run_id=None, tags=["seq:step:1"])
+        self.handler.on_tool_end(
+            _TOOL_OUTPUT, run_id=run_id, parent_run_id=None, name="get_weather"
+        )
         return time.perf_counter_ns() - start
 
-    def samples_ns(self, callback: str) -> list[int]:
-        """ROUNDS x CALLS_PER_ROUND timings of ``callback``, sorted, flushed between rounds."""
+    def llm_end_ns(self) -> int:
+        """One chat model call: an untimed on_chat_model_start, then on_llm_end timed, in ns."""
+        run_id = uuid.uuid4()
+        self.llm_start(run_id)
+        start = time.perf_counter_ns()
+        self.handler.on_llm_end(_LLM_RESULT, run_id=run_id, parent_run_id=None)
+        return time.perf_counter_ns() - start
+
+    def entries_of(self, callback: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The arguments of the record() calls the handler makes for the run's start and end."""
+        core, run_id = self.handler._core, uuid.uuid4()
+        if callback == "tool_end":
+            started = core.tool_start(
+                {"name": "get_weather"},
+                str(_TOOL_INPUTS),
+                run_id,
+                None,
+                {"tags": ["seq:step:1"], "metadata": _METADATA, "inputs": _TOOL_INPUTS},
+            )
+            ended = core.tool_end(_TOOL_OUTPUT, run_id, None, {"name": "get_weather"})
+        else:
+            started = core.chat_model_start(
+                {"name": "ChatOpenAI"},
+                [[]],
+                run_id,
+                None,
+                {"metadata": _METADATA, "invocation_params": {"model": "gpt-5-mini"}},
+            )
+            ended = core.llm_end(_LLM_RESULT, run_id, None, {})
+        return _arguments(started), _arguments(ended)
+
+    def callback_ns(self, callback: str, calls: int) -> list[int]:
+        """``calls`` timings of the handler's ``callback``."""
         if callback not in CALLBACKS:
             raise ValueError(f"callback must be one of {CALLBACKS}, not {callback!r}")
-        samples: list[int] = []
+        one = self.tool_end_ns if callback == "tool_end" else self.llm_end_ns
+        samples = [one() for _ in range(calls)]
+        self.flush()
+        return samples
+
+    def record_ns(self, started: dict[str, Any], ended: dict[str, Any], calls: int) -> list[int]:
+        """``calls`` timings of record() of the end entry, each after an untimed record() of
+        the start entry (so that the writer has as much to do as under the handler)."""
+        record, clock = self.fixture.service.record, time.perf_counter_ns
+        samples = [0] * calls
+        for i in range(calls):
+            uuid.uuid4()  # as the handler's loop makes a run id
+            record(**started)
+            start = clock()
+            record(**ended)
+            samples[i] = clock() - start
+        self.flush()
+        return samples
+
+    def measure(self, callback: str) -> tuple[list[int], list[int]]:
+        """Sorted timings of the callback and of record() of its entry, alternating rounds."""
+        started, ended = self.entries_of(callback)
+        through_handler: list[int] = []
+        direct: list[int] = []
         for _ in range(ROUNDS):
-            if callback == "record":
-                samples += record_latencies_ns(self.fixture.service, CALLS_PER_ROUND)
-            else:
-                one: Callable[[], int] = (
-                    self.tool_end_ns if callback == "tool_end" else self.llm_end_ns
-                )
-                samples += [one() for _ in range(CALLS_PER_ROUND)]
-            self.flush()
+            through_handler += self.callback_ns(callback, CALLS_PER_ROUND)
+            direct += self.record_ns(started, ended, CALLS_PER_ROUND)
         if self.handler.open_runs():
             raise RuntimeError(f"{self.handler.open_runs()} runs left open")
         if self.fixture.service.stats().adapter_failed:
             raise RuntimeError(f"entries lost: {self.fixture.service.stats()}")
-        samples.sort()
-        return samples
+        through_handler.sort()
+        direct.sort()
+        return through_handler, direct
 
     def close(self) -> None:
         self.fixture.close()
 
 
-class CallbackLatency:
-    """Median and 99th percentile of one callback end of the LangChain handler.
+def _arguments(entry: Any) -> dict[str, Any]:
+    """The keyword arguments of record() for one of the handler's entries."""
+    return {
+        "event_type": entry.event_type,
+        "actor": entry.actor,
+        "resource": entry.resource,
+        "details": to_jsonable(entry.details),
+        "correlation_id": entry.correlation_id,
+    }
 
-    ``record`` is ``AuditService.record()`` alone (a tool-call entry, ~200 bytes of
-    details), timed in the same conditions: the handler's own share is the difference.
+
+class CallbackLatency:
+    """One callback end of the LangChain handler: its time, and what it adds to record().
+
+    ``track_callback_*``: the whole callback (the handler's work and its
+    ``record()``). ``track_record_p50_us``: ``record()`` of the same entry called
+    directly. ``track_added_p50_us``: the difference of the medians, the adapter's
+    own share.
     """
 
     params = CALLBACKS
@@ -145,28 +213,43 @@ class CallbackLatency:
 
     def setup(self, callback: str) -> None:
         self.bench = _Bench()
+        try:
+            self.handler_ns, self.record_ns = self.bench.measure(callback)
+        except BaseException:
+            self.bench.close()
+            raise
 
     def teardown(self, callback: str) -> None:
         self.bench.close()
 
     def track_callback_p50_us(self, callback: str) -> float:
-        """Median time of one call, in microseconds."""
-        return percentile_us(self.bench.samples_ns(callback), 50)
+        """Median time of one callback, in microseconds."""
+        return percentile_us(self.handler_ns, 50)
 
     def track_callback_p99_us(self, callback: str) -> float:
-        """99th percentile of the time of one call, in microseconds."""
-        return percentile_us(self.bench.samples_ns(callback), 99)
+        """99th percentile of the time of one callback, in microseconds."""
+        return percentile_us(self.handler_ns, 99)
+
+    def track_record_p50_us(self, callback: str) -> float:
+        """Median of record() of the callback's entry, called directly."""
+        return percentile_us(self.record_ns, 50)
+
+    def track_added_p50_us(self, callback: str) -> float:
+        """What the adapter adds to record(): callback median minus record() median."""
+        return round(percentile_us(self.handler_ns, 50) - percentile_us(self.record_ns, 50), 3)
 
 
 def main() -> None:
-    """Print the median and p99 of each callback (and of record() alone)."""
+    """Print, per callback: its median and p99, record() of its entry, and the difference."""
     bench = _Bench()
     try:
-        print(f"{'callback':<10} {'p50 us':>8} {'p99 us':>8}   ({ROUNDS} x {CALLS_PER_ROUND})")
+        print(f"{ROUNDS} x {CALLS_PER_ROUND} calls each, alternating; microseconds")
+        print(f"{'callback':<10} {'p50':>7} {'p99':>7} {'record p50':>11} {'added p50':>10}")
         for callback in CALLBACKS:
-            samples = bench.samples_ns(callback)
-            p50, p99 = percentile_us(samples, 50), percentile_us(samples, 99)
-            print(f"{callback:<10} {p50:>8.1f} {p99:>8.1f}")
+            handler_ns, record_ns = bench.measure(callback)
+            p50, p99 = percentile_us(handler_ns, 50), percentile_us(handler_ns, 99)
+            direct = percentile_us(record_ns, 50)
+            print(f"{callback:<10} {p50:>7.1f} {p99:>7.1f} {direct:>11.1f} {p50 - direct:>10.1f}")
     finally:
         bench.close()
 

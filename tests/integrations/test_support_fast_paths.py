@@ -12,11 +12,21 @@ from cleveragents.integrations._support import (
 
 
 def test_plain_values_come_back_equal() -> None:
-    """Plain JSON (ASCII and not) is returned equal, as new containers."""
+    """Plain JSON comes back as it is; with non-ASCII text, as an equal copy."""
+    plain = {"a": [1, 2.5, None, True, "x"], "n": {"m": [], "k": {"j": "i"}}}
+    assert to_jsonable(plain) is plain
     value = {"a": [1, 2.5, None, True, "x"], "é": {"ü": "naïve"}, "n": {"m": []}}
     converted = to_jsonable(value)
     assert converted == value
     assert converted is not value
+
+
+def test_what_is_not_plain_is_converted_at_any_depth() -> None:
+    """A non-finite float, a tuple or bytes deep inside plain JSON is still converted."""
+    assert to_jsonable({"a": [{"b": float("nan")}]}) == {"a": [{"b": "nan"}]}
+    assert to_jsonable({"a": [{"b": (1, 2)}]}) == {"a": [{"b": [1, 2]}]}
+    assert to_jsonable([{"b": b"\x01"}]) == [{"b": "AQ=="}]
+    assert to_jsonable({"a": {1: "x"}}) == {"a": {"1": "x"}}
 
 
 def test_strings_are_cleaned_and_clipped() -> None:

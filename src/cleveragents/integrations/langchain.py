@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 from uuid import UUID
 
@@ -110,10 +110,21 @@ _KIND_EVENTS: Final[dict[str, tuple[T, T, T]]] = {
 class _Run:
     """What the handler remembers of a run between its start and its end."""
 
-    __slots__ = ("actor", "agent_name", "kind", "model", "parent", "resource", "root", "started_ns")
+    __slots__ = (
+        "actor",
+        "agent_name",
+        "kind",
+        "model",
+        "parent",
+        "resource",
+        "root",
+        "started_ns",
+        "text",
+    )
 
     def __init__(
         self,
+        text: str,
         root: str,
         parent: str | None,
         resource: str,
@@ -122,6 +133,7 @@ class _Run:
         agent_name: str | None,
         model: str | None,
     ) -> None:
+        self.text = text  # the run id, as the details hold it
         self.root = root
         self.parent = parent
         self.resource = resource
@@ -166,8 +178,8 @@ class _RunTracker:
         self._agent_names = frozenset(agent_names)
         self._max_open_runs = max_open_runs
         self._lock = threading.Lock()
-        self._runs: dict[str, _Run] = {}
-        self._trees: dict[str, set[str]] = {}  # root -> its runs still remembered
+        self._runs: dict[Hashable, _Run] = {}  # by _key(run_id)
+        self._trees: dict[str, set[Hashable]] = {}  # root -> its runs still remembered
 
     def open_runs(self) -> int:
         """How many runs are remembered now (started and not ended)."""
@@ -191,10 +203,9 @@ class _RunTracker:
         name = _name_of(serialized, extra)
         metadata = extra.get("metadata")
         marked = metadata.get(_AGENT_NAME_KEY) if isinstance(metadata, Mapping) else None
-        run_key = str(run_id)
-        parent_key = str(parent_run_id) if parent_run_id is not None else None
+        run_key, run_text = _key(run_id), str(run_id)
         with self._lock:
-            parent = self._runs.get(parent_key) if parent_key is not None else None
+            parent = self._runs.get(_key(parent_run_id)) if parent_run_id is not None else None
             inherited = parent.agent_name if parent is not None else None
             agent_name = marked if isinstance(marked, str) else inherited
             if kind == "chain" and (
@@ -203,12 +214,16 @@ class _RunTracker:
                 kind = "agent"
                 name = name if name in self._agent_names else agent_name or name
             resource = f"{kind}:{name}"
+            parent_text: str | None
             if parent is not None:
-                root, actor = parent.root, parent.actor
+                root, actor, parent_text = parent.root, parent.actor, parent.text
             else:  # a root run; or a parent never seen (forgotten, or started elsewhere)
-                root = parent_key if parent_key is not None else run_key
+                parent_text = str(parent_run_id) if parent_run_id is not None else None
+                root = parent_text if parent_text is not None else run_text
                 actor = self._actor if self._actor is not None else resource
-            self._runs[run_key] = _Run(root, parent_key, resource, kind, actor, agent_name, model)
+            self._runs[run_key] = _Run(
+                run_text, root, parent_text, resource, kind, actor, agent_name, model
+            )
             tree = self._trees.get(root)
             if tree is None:
                 self._trees[root] = {run_key}
@@ -218,8 +233,8 @@ class _RunTracker:
                 self._forget_oldest_tree()
         if model is not None:
             details["model"] = model
-        details["run_id"] = run_key
-        details["parent_run_id"] = parent_key
+        details["run_id"] = run_text
+        details["parent_run_id"] = parent_text
         for key in ("tags", "metadata"):
             value = extra.get(key)
             if value:
@@ -252,32 +267,38 @@ class _RunTracker:
         failed: bool,
     ) -> tuple[_Entry, _Run | None]:
         """Forget a run that ended; its end (or failure) entry, and what was remembered."""
-        run_key = str(run_id)
+        run_key = _key(run_id)
         with self._lock:
             run = self._runs.pop(run_key, None)
             if run is not None:
                 tree = self._trees.get(run.root)
                 if tree is not None:
                     tree.discard(run_key)
-                    if run.root == run_key or not tree:  # the root ended: forget its tree
+                    if run.root == run.text or not tree:  # the root ended: forget its tree
                         for orphan in self._trees.pop(run.root):
                             self._runs.pop(orphan, None)
         if run is not None:
             details["duration_ms"] = round((time.perf_counter_ns() - run.started_ns) / 1e6, 3)
             resource, root, actor, kind = run.resource, run.root, run.actor, run.kind
-            parent_key = run.parent
+            run_text, parent_text = run.text, run.parent
         else:  # its start was never seen (or was forgotten): the best names there are
             resource = f"{kind}:{_name_of(None, extra)}"
-            parent_key = str(parent_run_id) if parent_run_id is not None else None
-            root = parent_key if parent_key is not None else run_key
+            run_text = str(run_id)
+            parent_text = str(parent_run_id) if parent_run_id is not None else None
+            root = parent_text if parent_text is not None else run_text
             actor = self._actor
-        details["run_id"] = run_key
-        details["parent_run_id"] = parent_key
+        details["run_id"] = run_text
+        details["parent_run_id"] = parent_text
         event_type = _KIND_EVENTS[kind][2 if failed else 1]
         return _Entry(event_type, actor, resource, details, root), run
 
 
 # -- what the callbacks carry, as details ----------------------------------------------
+
+
+def _key(run_id: UUID) -> Hashable:
+    """A run id as a key of the run table: its int (a UUID's own hash is slow Python)."""
+    return run_id.int if type(run_id) is UUID else run_id
 
 
 def _name_of(serialized: Mapping[str, Any] | None, extra: Mapping[str, Any]) -> str:
