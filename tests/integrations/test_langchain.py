@@ -170,6 +170,17 @@ def test_async_service_with_the_sync_handler_under_ainvoke(
     assert_weather_run(committed(audit), root)
 
 
+def test_async_handler_under_invoke(make_service: MakeService, sqlite_url: str) -> None:
+    """The async handler also serves a synchronous invoke (LangChain runs its coroutines)."""
+    audit = make_service(database_url=sqlite_url)
+    root = uuid.uuid4()
+    weather_graph().invoke(
+        {"messages": [HumanMessage(QUESTION)]},
+        config={"callbacks": [AsyncAuditCallbackHandler(audit)], "run_id": root},
+    )
+    assert_weather_run(committed(audit), root)
+
+
 def test_non_json_inputs_are_recorded(make_service: MakeService, sqlite_url: str) -> None:
     """Messages, bytes, times and other objects in a chain's input are recorded as JSON."""
     audit = make_service(database_url=sqlite_url)
