@@ -8,6 +8,7 @@ import json
 import sys
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,8 +22,9 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
 from structlog.testing import capture_logs
 
-from cleveragents import AuditLogEntry
+from cleveragents import AuditEventType, AuditLogEntry
 from cleveragents.integrations.langchain import (
+    EVENT_TYPES,
     AsyncAuditCallbackHandler,
     AuditCallbackHandler,
 )
@@ -516,3 +518,16 @@ def test_settings_redaction_off_keeps_what_langchain_gave(
         config={"callbacks": [AuditCallbackHandler(audit)]},
     )
     assert committed(audit)[0].details["input"]["api_key"] == SECRET_API_KEY
+
+
+def test_the_readme_documents_every_event_type_the_handler_emits() -> None:
+    """Each event type of EVENT_TYPES is in the README's LangChain table."""
+    readme = (Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### LangChain and LangGraph") :]
+    section = section[: section.index("\n## ")]
+    table = [
+        line for line in section.splitlines() if line.startswith("| `on_") or "agent run" in line
+    ]
+    documented = {kind for line in table for kind in AuditEventType if f"`{kind.value}`" in line}
+    emitted = {kind for group in EVENT_TYPES.values() for kind in group}
+    assert documented == emitted
