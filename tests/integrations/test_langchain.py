@@ -183,6 +183,24 @@ def test_async_handler_under_invoke(make_service: MakeService, sqlite_url: str) 
     assert_weather_run(committed(audit), root)
 
 
+def test_a_streamed_reply_is_recorded_whole(make_service: MakeService, sqlite_url: str) -> None:
+    """astream with the async handler: one llm.response holding the whole reply, as "ai"."""
+    audit = make_service(database_url=sqlite_url)
+    model = GenericFakeChatModel(messages=iter([AIMessage("hello there world")]))
+
+    async def stream() -> list[Any]:
+        config: RunnableConfig = {"callbacks": [AsyncAuditCallbackHandler(audit)]}
+        return [chunk async for chunk in model.astream("hi", config=config)]
+
+    assert len(asyncio.run(stream())) > 1
+    request, response = committed(audit)
+    assert kinds([request, response]) == [
+        ("llm.request", "llm:GenericFakeChatModel"),
+        ("llm.response", "llm:GenericFakeChatModel"),
+    ]
+    assert response.details["generations"] == [[{"type": "ai", "content": "hello there world"}]]
+
+
 def test_non_json_inputs_are_recorded(make_service: MakeService, sqlite_url: str) -> None:
     """Messages, bytes, times and other objects in a chain's input are recorded as JSON."""
     audit = make_service(database_url=sqlite_url)

@@ -95,6 +95,15 @@ EVENT_TYPES: Final[Mapping[str, tuple[T, ...]]] = {
 _AGENT_NAME_KEY: Final = "lc_agent_name"
 # Nested containers the LangChain values are unpacked to (to_jsonable goes deeper).
 _MAX_UNPACK_DEPTH: Final = 8
+# A streamed message's type, as the type of the message it is a piece of.
+_CHUNK_TYPES: Final = {
+    "AIMessageChunk": "ai",
+    "HumanMessageChunk": "human",
+    "SystemMessageChunk": "system",
+    "ToolMessageChunk": "tool",
+    "ChatMessageChunk": "chat",
+    "FunctionMessageChunk": "function",
+}
 # Values _unpack returns as they are, without looking further.
 _LEAVES: Final = frozenset({str, int, float, bool, type(None)})
 
@@ -345,7 +354,8 @@ def _unpack(value: Any, depth: int = 0) -> Any:
 
 def _message(message: BaseMessage) -> dict[str, Any]:
     """A message as its type, content and what identifies its tool calls."""
-    out: dict[str, Any] = {"type": message.type, "content": message.content}
+    kind = message.type
+    out: dict[str, Any] = {"type": _CHUNK_TYPES.get(kind, kind), "content": message.content}
     if message.name:
         out["name"] = message.name
     if isinstance(message, AIMessage):
