@@ -9,7 +9,7 @@ import sys
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import pytest
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -20,6 +20,9 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.outputs import ChatResult, Generation, LLMResult
 from langchain_core.retrievers import BaseRetriever
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, StateGraph
+from langgraph.types import Command, interrupt
 from structlog.testing import capture_logs
 
 from cleveragents import AuditEventType, AuditLogEntry
@@ -383,6 +386,93 @@ def test_agent_runs(make_service: MakeService, sqlite_url: str) -> None:
     assert kinds(entries)[0] == ("agent.started", "agent:support")
     assert kinds(entries)[-1] == ("agent.completed", "agent:support")
     assert kinds(entries)[1:-1] == WEATHER_RUN[1:-1]  # they inherit the mark: still chains
+
+
+def test_a_hand_off_to_the_parent_graph(make_service: MakeService, sqlite_url: str) -> None:
+    """Command(graph=PARENT): agent.handoff for the node, completed for the runs above."""
+    audit = make_service(database_url=sqlite_url)
+
+    class State(TypedDict):
+        x: str
+
+    def hop(state: State) -> Command[str]:
+        return Command(graph=Command.PARENT, goto="other", update={"x": "handed"})
+
+    def other(state: State) -> State:
+        return {"x": state["x"] + "!"}
+
+    inner = StateGraph(State)
+    inner.add_node("hop", hop)
+    inner.add_edge(START, "hop")
+    outer = StateGraph(State)
+    outer.add_node("team", inner.compile(name="team"))
+    outer.add_node("other", other)
+    outer.add_edge(START, "team")
+    root = uuid.uuid4()
+    result = outer.compile().invoke(
+        {"x": "a"}, config={"callbacks": [AuditCallbackHandler(audit)], "run_id": root}
+    )
+    assert result == {"x": "handed!"}
+    entries = committed(audit)
+    assert [
+        (kind, resource) for kind, resource in kinds(entries) if "team" not in str(resource)
+    ] == [
+        ("chain.started", "chain:LangGraph"),
+        ("chain.started", "chain:hop"),
+        ("agent.handoff", "chain:hop"),
+        ("chain.started", "chain:other"),
+        ("chain.completed", "chain:other"),
+        ("chain.completed", "chain:LangGraph"),
+    ]
+    handoff = next(e for e in entries if e.event_type.value == "agent.handoff")
+    assert handoff.details["handoff"] == {
+        "goto": "other",
+        "graph": "__parent__",
+        "update": {"x": "handed"},
+    }
+    team_ends = [e for e in entries if e.resource == "chain:team" and "started" not in e.event_type]
+    assert team_ends
+    assert {e.event_type.value for e in team_ends} == {"chain.completed"}
+    assert all(e.details["handoff"]["goto"] == "other" for e in team_ends)
+    assert not [e for e in entries if e.event_type.value.endswith("failed")]
+    assert {e.correlation_id for e in entries} == {str(root)}
+
+
+def test_an_interrupt_is_recorded_as_the_node_stopping(
+    make_service: MakeService, sqlite_url: str
+) -> None:
+    """interrupt(): the node's chain.failed names GraphInterrupt; the graph completes."""
+    audit = make_service(database_url=sqlite_url)
+
+    class State(TypedDict):
+        x: str
+
+    def ask(state: State) -> State:
+        return {"x": str(interrupt("approve?"))}
+
+    graph = StateGraph(State)
+    graph.add_node("ask", ask)
+    graph.add_edge(START, "ask")
+    app = graph.compile(checkpointer=InMemorySaver())
+    config: RunnableConfig = {
+        "configurable": {"thread_id": "t1"},
+        "callbacks": [AuditCallbackHandler(audit)],
+    }
+    app.invoke({"x": "a"}, config)
+    assert app.invoke(Command(resume="yes"), config) == {"x": "yes"}
+    entries = committed(audit)
+    assert kinds(entries) == [
+        ("chain.started", "chain:LangGraph"),
+        ("chain.started", "chain:ask"),
+        ("chain.failed", "chain:ask"),
+        ("chain.completed", "chain:LangGraph"),
+        ("chain.started", "chain:LangGraph"),
+        ("chain.started", "chain:ask"),
+        ("chain.completed", "chain:ask"),
+        ("chain.completed", "chain:LangGraph"),
+    ]
+    assert entries[2].details["error"]["type"] == "GraphInterrupt"
+    assert "approve?" in entries[2].details["error"]["message"]
 
 
 def test_actor_given(make_service: MakeService, sqlite_url: str) -> None:

@@ -40,9 +40,11 @@ class Run:
     __slots__ = (
         "actor",
         "agent_name",
+        "handed_off",
         "kind",
         "model",
         "parent",
+        "parent_key",
         "resource",
         "root",
         "started_ns",
@@ -54,6 +56,7 @@ class Run:
         text: str,
         root: str,
         parent: str | None,
+        parent_key: Hashable | None,
         resource: str,
         kind: str,
         actor: str | None,
@@ -63,6 +66,8 @@ class Run:
         self.text = text  # the run id, as the details hold it
         self.root = root
         self.parent = parent
+        self.parent_key = parent_key
+        self.handed_off = False  # a run under it ended by handing control to another node
         self.resource = resource
         self.kind = kind
         self.actor = actor
@@ -131,8 +136,9 @@ class RunTracker:
         metadata = extra.get("metadata")
         marked = metadata.get(_AGENT_NAME_KEY) if isinstance(metadata, Mapping) else None
         run_key, run_text = _key(run_id), str(run_id)
+        parent_key = _key(parent_run_id) if parent_run_id is not None else None
         with self._lock:
-            parent = self._runs.get(_key(parent_run_id)) if parent_run_id is not None else None
+            parent = self._runs.get(parent_key) if parent_key is not None else None
             inherited = parent.agent_name if parent is not None else None
             agent_name = marked if isinstance(marked, str) else inherited
             if kind == "chain" and (
@@ -149,7 +155,7 @@ class RunTracker:
                 root = parent_text if parent_text is not None else run_text
                 actor = self._actor if self._actor is not None else resource
             self._runs[run_key] = Run(
-                run_text, root, parent_text, resource, kind, actor, agent_name, model
+                run_text, root, parent_text, parent_key, resource, kind, actor, agent_name, model
             )
             tree = self._trees.get(root)
             if tree is None:
@@ -192,11 +198,22 @@ class RunTracker:
         details: dict[str, Any],
         *,
         failed: bool,
+        handoff: bool = False,
     ) -> tuple[Entry, Run | None]:
-        """Forget a run that ended; its end (or failure) entry, and what was remembered."""
+        """Forget a run that ended; its end (or failure) entry, and what was remembered.
+
+        ``handoff``: the run ended by handing control to another node of a parent
+        graph (LangGraph's ``Command(graph=Command.PARENT)``). The run that handed
+        off first is recorded as ``agent.handoff``; the runs the command then passes
+        through on its way up, as completed.
+        """
         run_key = _key(run_id)
         with self._lock:
             run = self._runs.pop(run_key, None)
+            if handoff and run is not None and run.parent_key is not None:
+                parent = self._runs.get(run.parent_key)
+                if parent is not None:
+                    parent.handed_off = True
             if run is not None:
                 tree = self._trees.get(run.root)
                 if tree is not None:
@@ -216,7 +233,10 @@ class RunTracker:
             actor = self._actor
         details["run_id"] = run_text
         details["parent_run_id"] = parent_text
-        event_type = KIND_EVENTS[kind][2 if failed else 1]
+        if handoff and not (run is not None and run.handed_off):
+            event_type = T.AGENT_HANDOFF
+        else:
+            event_type = KIND_EVENTS[kind][2 if failed else 1]
         return Entry(event_type, actor, resource, details, root), run
 
 

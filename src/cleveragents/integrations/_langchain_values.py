@@ -15,7 +15,14 @@ from langchain_core.outputs import ChatGeneration, Generation, LLMResult
 
 from cleveragents.integrations._langchain_runs import Run
 
-__all__ = ["error_details", "message_details", "model_requested", "response_details", "unpack"]
+__all__ = [
+    "error_details",
+    "handoff_details",
+    "message_details",
+    "model_requested",
+    "response_details",
+    "unpack",
+]
 
 # Nested containers the LangChain values are unpacked to (to_jsonable goes deeper).
 _MAX_UNPACK_DEPTH: Final = 8
@@ -35,6 +42,23 @@ _LEAVES: Final = frozenset({str, int, float, bool, type(None)})
 def error_details(error: BaseException) -> dict[str, str]:
     """An error as its type's name and its message."""
     return {"type": type(error).__name__, "message": str(error)}
+
+
+def handoff_details(error: BaseException) -> dict[str, Any] | None:
+    """Where a LangGraph ``ParentCommand`` sends control (None for any other error).
+
+    LangGraph raises it through the callbacks of every run between a node that
+    returns ``Command(graph=Command.PARENT, goto=...)`` (a hand-off to another
+    agent of the parent graph) and that graph: it is not a failure.
+    """
+    if not any(kind.__name__ == "ParentCommand" for kind in type(error).__mro__):
+        return None
+    command = error.args[0] if error.args else None
+    return {
+        "goto": unpack(getattr(command, "goto", None)),
+        "graph": getattr(command, "graph", None),
+        "update": unpack(getattr(command, "update", None)),
+    }
 
 
 def unpack(value: Any, depth: int = 0) -> Any:

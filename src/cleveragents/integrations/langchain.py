@@ -39,6 +39,7 @@ from cleveragents.domain.event_types import AuditEventType as T
 from cleveragents.integrations._langchain_runs import Entry, RunTracker
 from cleveragents.integrations._langchain_values import (
     error_details,
+    handoff_details,
     model_requested,
     response_details,
     unpack,
@@ -89,6 +90,7 @@ EVENT_TYPES: Final[Mapping[str, tuple[T, ...]]] = {
         T.RETRIEVER_COMPLETED,
         T.RETRIEVER_FAILED,
     ),
+    "on_chain_error, on_tool_error with LangGraph's ParentCommand (a hand-off)": (T.AGENT_HANDOFF,),
 }
 
 
@@ -135,6 +137,12 @@ class _Core:
     def failure(
         self, kind: str, error: BaseException, run_id: UUID, parent_run_id: UUID | None, kw: Any
     ) -> Entry:
+        handoff = handoff_details(error)
+        if handoff is not None:
+            details = {"handoff": handoff}
+            return self.tracker.end(
+                kind, run_id, parent_run_id, kw, details, failed=False, handoff=True
+            )[0]
         details = {"error": error_details(error)}
         return self.tracker.end(kind, run_id, parent_run_id, kw, details, failed=True)[0]
 
