@@ -44,8 +44,10 @@ def test_demo(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "The last agent run, as recorded" in done.stdout
     assert "async record() costs the emitter" in done.stdout
+    assert "A LangChain run, audited by AuditCallbackHandler" in done.stdout
     counted = run("stats", "--database-url", url, "--json", cwd=tmp_path)
-    assert orjson.loads(counted.stdout)["rows"] == 2 * 2 * 23  # 2 runs, async and sync
+    # 2 runs, async and sync; then the LangChain run's 8 entries
+    assert orjson.loads(counted.stdout)["rows"] == 2 * 2 * 23 + 8
 
 
 def test_query_and_tail(sqlite_trail: Trail, tmp_path: Path) -> None:

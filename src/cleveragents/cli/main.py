@@ -19,11 +19,13 @@ from cleveragents.cli.bench import bench
 from cleveragents.cli.common import AuditGroup, CliError, DatabaseUrl, load_settings
 from cleveragents.cli.db import db_app
 from cleveragents.cli.demo import DemoResult, run_demo
+from cleveragents.cli.demo_langchain import LANGCHAIN_MISSING, run_langchain_demo
 from cleveragents.cli.query import query, tail
 from cleveragents.cli.replay import replay
 from cleveragents.cli.stats import stats
 from cleveragents.cli.trail import checkpoint, purge, verify
 from cleveragents.cli.transfer import export, import_
+from cleveragents.domain.entry import AuditLogEntry
 from cleveragents.domain.errors import AuditError
 
 __all__ = ["app", "main"]
@@ -65,7 +67,9 @@ def demo(
 ) -> None:
     """Emit a realistic agent run's events through the bus, async and then sync.
 
-    Prints what was recorded and how long the emitting thread spent per event.
+    Prints what was recorded and how long the emitting thread spent per event; then
+    audits one LangChain run (a fake chat model calling a tool), if langchain-core is
+    installed.
     """
     console = Console()
     settings = load_settings(database_url)
@@ -83,17 +87,29 @@ def demo(
                         progress=partial(progress.advance, task),
                     )
                 )
+        langchain_run = run_langchain_demo(settings)
     except AuditError as exc:
         raise CliError(str(exc)) from None
     _print_last_run(console, results[-1])
     _print_timings(console, results, settings.database_url)
+    if langchain_run is None:
+        console.print(LANGCHAIN_MISSING, markup=False)
+    else:
+        _print_entries(
+            console, "A LangChain run, audited by AuditCallbackHandler (read back)", langchain_run
+        )
 
 
 def _print_last_run(console: Console, result: DemoResult) -> None:
-    table = Table(title="The last agent run, as recorded (read back from the database)")
+    title = "The last agent run, as recorded (read back from the database)"
+    _print_entries(console, title, result.last_run)
+
+
+def _print_entries(console: Console, title: str, entries: list[AuditLogEntry]) -> None:
+    table = Table(title=title)
     for column in ("id", "event type", "actor", "resource", "details"):
         table.add_column(column, overflow="fold")
-    for entry in result.last_run:
+    for entry in entries:
         details = json.dumps(entry.details, separators=(",", ":"), ensure_ascii=False)
         table.add_row(str(entry.id), entry.event_type.value, entry.actor, entry.resource, details)
     console.print(table)

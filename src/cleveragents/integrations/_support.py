@@ -36,9 +36,13 @@ _MAX_DEPTH = MAX_DETAILS_DEPTH // 2
 
 
 def to_jsonable(value: Any) -> Any:
-    """``value`` as a JSON value an entry's ``details`` accept; never raises."""
+    """``value`` as a JSON value an entry's ``details`` accept; never raises.
+
+    A value that is already plain JSON within the limits (the common case) is
+    returned as it is, not copied.
+    """
     try:
-        return _convert(value, 0)
+        return value if _is_plain(value, 0) else _convert(value, 0)
     except Exception as exc:  # a model_dump or __str__ that fails: say so, keep the rest
         return f"<unconvertible {type(value).__name__}: {type(exc).__name__}>"
 
@@ -47,18 +51,72 @@ def clip_text(value: object) -> str | None:
     """``value`` as text fit for ``actor``, ``resource`` or ``correlation_id`` (or None)."""
     if value is None:
         return None
+    if (
+        isinstance(value, str)
+        and value.isascii()
+        and len(value) <= MAX_TEXT_BYTES
+        and "\x00" not in value
+        and type(value) is str
+    ):
+        return value  # the common case: short ASCII text, as it is
     text = _clean(value if isinstance(value, str) else str(value)).replace("\x00", "")
     if len(text.encode("utf-8")) <= MAX_TEXT_BYTES:
         return text
     return text.encode("utf-8")[: MAX_TEXT_BYTES - 3].decode("utf-8", "ignore") + "..."
 
 
+def _is_plain(value: Any, depth: int) -> bool:
+    """True when ``value`` is made of dicts with short ASCII keys, lists, short ASCII text,
+    ints, bools, None and finite floats only, within the item and depth limits: JSON that
+    :func:`_convert` would return unchanged. One walk, nothing allocated, leaves inline."""
+    kind = type(value)
+    if kind is dict:
+        if depth >= _MAX_DEPTH or len(value) > MAX_ITEMS:
+            return False
+        for key, item in value.items():
+            if type(key) is not str or len(key) > MAX_STRING_CHARS or not key.isascii():
+                return False
+            leaf = type(item)
+            if leaf is str:
+                if len(item) > MAX_STRING_CHARS or not item.isascii():
+                    return False
+            elif not (item is None or leaf is int or leaf is bool or _is_plain(item, depth + 1)):
+                return False
+        return True
+    if kind is list:
+        if depth >= _MAX_DEPTH or len(value) > MAX_ITEMS:
+            return False
+        for item in value:
+            leaf = type(item)
+            if leaf is str:
+                if len(item) > MAX_STRING_CHARS or not item.isascii():
+                    return False
+            elif not (item is None or leaf is int or leaf is bool or _is_plain(item, depth + 1)):
+                return False
+        return True
+    if kind is str:
+        return len(value) <= MAX_STRING_CHARS and value.isascii()
+    if kind is float:
+        return math.isfinite(value)
+    return value is None or kind is int or kind is bool
+
+
 def _convert(value: Any, depth: int) -> Any:
     kind = type(value)
+    # Fast paths for what details mostly hold: short ASCII text, plain dicts and lists.
+    if kind is str:
+        return value if len(value) <= MAX_STRING_CHARS and value.isascii() else _clip(value)
     if value is None or kind is bool or kind is int:
         return value
-    if kind is str:
-        return _clip(value)
+    if kind is dict and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
+        return {
+            key
+            if type(key) is str and len(key) <= MAX_STRING_CHARS and key.isascii()
+            else _clip(str(key)): _convert(item, depth + 1)
+            for key, item in value.items()
+        }
+    if kind is list and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
+        return [_convert(item, depth + 1) for item in value]
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, Enum):
@@ -105,6 +163,8 @@ def _clip(text: str) -> str:
 
 def _clean(text: str) -> str:
     """``text`` with lone surrogates (which UTF-8 cannot hold) replaced by U+FFFD."""
+    if text.isascii():
+        return text
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
