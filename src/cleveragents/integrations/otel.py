@@ -3,8 +3,8 @@
 Setup (``pip install 'cleveragents-audit[otel]'``)::
 
     from cleveragents.integrations.otel import AuditSpanProcessor
-
-    provider.add_span_processor(AuditSpanProcessor(audit))
+    audit = AuditService(Settings(database_url="sqlite:///audit.db"))
+    trace.get_tracer_provider().add_span_processor(AuditSpanProcessor(audit))
 
 Each span is classified from its attributes, first match wins:
 
