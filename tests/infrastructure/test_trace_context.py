@@ -155,3 +155,20 @@ def test_record_outside_a_span_in_a_service_made_inside_one(
     with trace.use_span(remote_span()):
         audit: AuditService = make_service(database_url=sqlite_url)
     assert audit.record("tool.invoked").details == {}
+
+
+def test_each_span_gives_its_own_ids(tracer: trace.Tracer) -> None:
+    """Records in sibling and nested spans carry the ids of the span current at each call."""
+    seen = []
+    with tracer.start_as_current_span("parent") as parent:
+        seen.append((with_current_span({}), parent))
+        for name in ("first", "second"):
+            with tracer.start_as_current_span(name) as child:
+                seen.append((with_current_span({}), child))
+        seen.append((with_current_span({}), parent))
+    for details, span in seen:
+        context = span.get_span_context()
+        assert details == {
+            "otel": {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+        }
+    assert len({details["otel"]["span_id"] for details, _ in seen}) == 3  # type: ignore[index]

@@ -25,6 +25,8 @@ OTEL_DETAILS_KEY = "otel"
 _TRACE_MODULE = "opentelemetry.trace"
 # opentelemetry.trace.get_current_span, once the application has imported it.
 _get_current_span: Callable[[], Any] | None = None
+# The last valid span context seen and its ids in hex (it is kept alive, so ``is`` is safe).
+_last_span: tuple[object, str, str] | None = None
 
 
 def current_span_ids() -> dict[str, str] | None:
@@ -32,10 +34,15 @@ def current_span_ids() -> dict[str, str] | None:
     get_current_span = _get_current_span or _find_get_current_span()
     if get_current_span is None:
         return None
+    global _last_span
     context = get_current_span().get_span_context()
-    if not context.is_valid:
-        return None
-    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    last = _last_span
+    if last is None or last[0] is not context:
+        if not context.is_valid:
+            return None
+        # Formatting a 128-bit id is most of the cost: records in one span share it.
+        last = _last_span = (context, f"{context.trace_id:032x}", f"{context.span_id:016x}")
+    return {"trace_id": last[1], "span_id": last[2]}
 
 
 def with_current_span(details: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
