@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -344,6 +345,24 @@ def test_other_spans_are_ignored_unless_all_spans(
     ):
         pass
     assert [(e.event_type.value, e.resource) for e in run.entries()] == expected
+
+
+def test_spans_on_the_audit_writer_thread_are_never_recorded(
+    traced: Callable[..., Traced],
+) -> None:
+    """With all_spans, a database span ended on the writer's thread is ignored (no feedback)."""
+    run = traced(processor={"all_spans": True})
+
+    def insert_span() -> None:  # what an instrumented driver does inside the writer
+        with run.tracer.start_as_current_span("INSERT audit_log"):
+            pass
+
+    writer_like = threading.Thread(target=insert_span, name="cleveragents-audit-writer")
+    writer_like.start()
+    writer_like.join()
+    insert_span()
+    assert [e.event_type.value for e in run.entries()] == ["chain.started", "chain.completed"]
+    assert len(run.exporter.get_finished_spans()) == 2
 
 
 def test_the_actor_is_the_service_name_or_the_one_given(traced: Callable[..., Traced]) -> None:

@@ -24,7 +24,8 @@ Each span is classified from its attributes, first match wins:
 
 Any other span (HTTP, database, the application's own) is not an AI span and is
 ignored, unless the processor is made with ``all_spans=True``: then it is a chain
-step too.
+step too, except on the audit writer's own thread (an instrumented database
+driver there would otherwise turn every commit into entries for the next).
 
 A span's start records the family's first event (``llm.request``, ``tool.invoked``,
 ``agent.started``, ``chain.started``, ``retriever.started``) with the attributes
@@ -47,6 +48,7 @@ counted in ``stats().adapter_failed``.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
@@ -58,7 +60,7 @@ from cleveragents.integrations._support import AdapterRecorder
 try:
     from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor
     from opentelemetry.trace import SpanContext, StatusCode
-except ImportError as _missing:  # pragma: no cover - exercised in a subprocess test
+except ImportError as _missing:
     raise ImportError(
         "cleveragents.integrations.otel needs the OpenTelemetry SDK: "
         "pip install 'cleveragents-audit[otel]'"
@@ -155,6 +157,9 @@ _USAGE_KEYS: Final = (
     ("total_tokens", ("llm.usage.total_tokens", "llm.token_count.total")),
 )
 _STATUS_NAMES: Final = {code: code.name.lower() for code in StatusCode}
+# The audit writer's thread: its spans (an instrumented database driver) are never
+# recorded, or each commit would make entries for the next one, for ever.
+_WRITER_THREAD_NAME: Final = "cleveragents-audit-writer"
 # The SDK's default service name, which names no one.
 _UNNAMED_SERVICE: Final = "unknown_service"
 
@@ -279,7 +284,9 @@ class AuditSpanProcessor(SpanProcessor):
             return _LLM
         if "gen_ai.agent.name" in attributes:
             return _AGENT
-        return _CHAIN if self._all_spans else None
+        if self._all_spans and threading.current_thread().name != _WRITER_THREAD_NAME:
+            return _CHAIN
+        return None
 
     def _actor_for(self, resource: Resource | None) -> str | None:
         if self._actor is not None:
