@@ -316,6 +316,29 @@ def test_traceloop_span_kinds(traced: Callable[..., Traced]) -> None:
     ]
 
 
+def test_older_genai_spans_without_an_operation_name(traced: Callable[..., Traced]) -> None:
+    """gen_ai.tool.name, then gen_ai.agent.name, then gen_ai.request.model/system decide."""
+    run = traced()
+    for name, attributes in [
+        ("running tool", {"gen_ai.tool.name": "lookup", "gen_ai.agent.name": "a"}),
+        ("agent run", {"gen_ai.agent.name": "planner", "gen_ai.request.model": "m1"}),
+        ("model request", {"gen_ai.request.model": "m2"}),
+        ("completion", {"gen_ai.system": "anthropic"}),
+    ]:
+        with run.tracer.start_as_current_span(name, attributes=attributes):
+            pass
+    assert [(e.event_type.value, e.resource) for e in run.entries()] == [
+        ("tool.invoked", "lookup"),
+        ("tool.completed", "lookup"),
+        ("agent.started", "planner"),
+        ("agent.completed", "planner"),
+        ("llm.request", "m2"),
+        ("llm.response", "m2"),
+        ("llm.request", "completion"),
+        ("llm.response", "completion"),
+    ]
+
+
 @pytest.mark.parametrize(
     ("all_spans", "expected"),
     [

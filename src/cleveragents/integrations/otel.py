@@ -19,8 +19,8 @@ Each span is classified from its attributes, first match wins:
 3. ``traceloop.span.kind`` (Traceloop / OpenLLMetry): ``workflow``, ``task``:
    chain; ``agent``; ``tool``. Its LLM spans carry ``llm.request.type``.
 4. Older GenAI spans without an operation name: ``gen_ai.tool.name`` makes a
-   tool, ``gen_ai.request.model`` or ``gen_ai.system`` an LLM call,
-   ``gen_ai.agent.name`` an agent.
+   tool, ``gen_ai.agent.name`` an agent, ``gen_ai.request.model`` or
+   ``gen_ai.system`` an LLM call.
 
 Any other span (HTTP, database, the application's own) is not an AI span and is
 ignored, unless the processor is made with ``all_spans=True``: then it is a chain
@@ -280,10 +280,10 @@ class AuditSpanProcessor(SpanProcessor):
             return _BY_REQUEST_TYPE.get(kind, _LLM)
         if "gen_ai.tool.name" in attributes:
             return _TOOL
+        if "gen_ai.agent.name" in attributes:  # an agent span names its model too
+            return _AGENT
         if "gen_ai.request.model" in attributes or "gen_ai.system" in attributes:
             return _LLM
-        if "gen_ai.agent.name" in attributes:
-            return _AGENT
         if self._all_spans and threading.current_thread().name != _WRITER_THREAD_NAME:
             return _CHAIN
         return None
