@@ -249,7 +249,7 @@ def test_openinference_span_kinds(traced: Callable[..., Traced]) -> None:
             },
         ):
             pass
-        with kind("calculator", "TOOL", **{"tool.name": "calculator"}):
+        with kind("calculator", "tool", **{"tool.name": "calculator"}):  # case differs
             pass
         with kind("moderation", "GUARDRAIL"):
             pass

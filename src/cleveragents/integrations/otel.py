@@ -270,8 +270,10 @@ class AuditSpanProcessor(SpanProcessor):
         if operation is not None:
             return _BY_OPERATION.get(operation, _CHAIN)
         kind = attributes.get("openinference.span.kind")
-        if kind is not None:
-            return _BY_OPENINFERENCE_KIND.get(kind, _CHAIN)
+        if kind is not None:  # upper case by the spec; some instrumentations differ
+            return _BY_OPENINFERENCE_KIND.get(kind) or _BY_OPENINFERENCE_KIND.get(
+                str(kind).upper(), _CHAIN
+            )
         kind = attributes.get("traceloop.span.kind")
         if kind is not None:
             return _BY_TRACELOOP_KIND.get(kind, _CHAIN)
