@@ -41,7 +41,8 @@ def current_span_ids() -> dict[str, str] | None:
         if not context.is_valid:
             return None
         # Formatting a 128-bit id is most of the cost: records in one span share it.
-        last = _last_span = (context, f"{context.trace_id:032x}", f"{context.span_id:016x}")
+        trace_hex = context.trace_id.to_bytes(16, "big").hex()  # faster than format()
+        last = _last_span = (context, trace_hex, context.span_id.to_bytes(8, "big").hex())
     return {"trace_id": last[1], "span_id": last[2]}
 
 

@@ -150,10 +150,18 @@ _SUBJECT_KEYS: Final[dict[str, tuple[str, ...]]] = {
 _SUBJECT_DETAIL: Final = {"llm": "model", "tool": "tool", "agent": "agent"}
 _PROVIDER_KEYS: Final = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
 _USAGE_KEYS: Final = (
-    ("input_tokens", ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens")),
-    ("input_tokens", ("llm.token_count.prompt",)),
-    ("output_tokens", ("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens")),
-    ("output_tokens", ("llm.token_count.completion",)),
+    (
+        "input_tokens",
+        ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+    ),
+    (
+        "output_tokens",
+        (
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ),
+    ),
     ("total_tokens", ("llm.usage.total_tokens", "llm.token_count.total")),
 )
 _STATUS_NAMES: Final = {code: code.name.lower() for code in StatusCode}
@@ -218,7 +226,7 @@ class AuditSpanProcessor(SpanProcessor):
             family = self._family(attributes)
             if family is None:
                 return
-            status, events = span.status, span.events
+            status, events = span.status, _events_of(span)
             failed = status.status_code is StatusCode.ERROR
             details, resource = _subject_details(span, family, attributes)
             details["status"] = _STATUS_NAMES[status.status_code]
@@ -320,13 +328,21 @@ def _attributes_of(span: ReadableSpan) -> dict[str, Any]:
     return dict(span.attributes or {})
 
 
+def _events_of(span: ReadableSpan) -> Sequence[Event]:
+    """The span's events; most spans have none, which is known without copying them."""
+    return span.events if getattr(span, "_events", True) else ()
+
+
 def _span_ids(context: SpanContext | None, parent: SpanContext | None) -> dict[str, str]:
     """The span's trace id, span id and (when it has one) parent span id, in hex."""
     if context is None:
         raise ValueError("the span has no span context")
-    ids = {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
+    ids = {  # to_bytes().hex(): several times faster than format(), same text
+        "trace_id": context.trace_id.to_bytes(16, "big").hex(),
+        "span_id": context.span_id.to_bytes(8, "big").hex(),
+    }
     if parent is not None:
-        ids["parent_span_id"] = f"{parent.span_id:016x}"
+        ids["parent_span_id"] = parent.span_id.to_bytes(8, "big").hex()
     return ids
 
 
@@ -367,15 +383,17 @@ def _first(attributes: Mapping[str, object], keys: Sequence[str]) -> object:
 
 def _add_llm_results(details: dict[str, Any], attributes: Mapping[str, object]) -> None:
     """An LLM span's response model and token usage, under names redaction leaves alone."""
-    response_model = attributes.get("gen_ai.response.model")
+    get = attributes.get
+    response_model = get("gen_ai.response.model")
     if response_model is not None:
         details["response_model"] = response_model
     usage: dict[str, object] = {}
     for name, keys in _USAGE_KEYS:
-        if name not in usage:
-            value = _first(attributes, keys)
+        for key in keys:
+            value = get(key)
             if value is not None:
                 usage[name] = value
+                break
     if usage:
         details["usage"] = usage
 
@@ -396,7 +414,7 @@ def _error(events: Sequence[Event], description: str | None) -> dict[str, object
 def _attributes_json(attributes: dict[str, Any]) -> dict[str, Any]:
     """The attributes as details: values that are JSON text (arguments, messages) parsed."""
     for key, value in attributes.items():
-        if type(value) is str and value.startswith(("{", "[")):
-            with contextlib.suppress(orjson.JSONDecodeError):
+        if type(value) is str and value[:1] in "{[" and value:
+            with contextlib.suppress(orjson.JSONDecodeError):  # if not JSON: kept as text
                 attributes[key] = orjson.loads(value)
     return attributes
