@@ -276,6 +276,7 @@ def test_openinference_span_kinds(traced: Callable[..., Traced]) -> None:
     assert {e.correlation_id for e in entries} == {trace_id}
     llm = entries[8].details
     assert llm["usage"] == {"input_tokens": 40, "output_tokens": 9, "total_tokens": 49}
+    assert llm["attributes"]["llm.token_count.prompt"] == MASK  # a "token" key to redaction
     assert llm["provider"] == "openai"
     assert entries[12].details["error"] == {"description": "jailbreak attempt"}
     assert entries[2].details["otel"]["parent_span_id"] == hex_ids(run.span("rag"))["span_id"]
