@@ -164,7 +164,8 @@ _USAGE_KEYS: Final = (
     ),
     ("total_tokens", ("llm.usage.total_tokens", "llm.token_count.total")),
 )
-_STATUS_NAMES: Final = {code: code.name.lower() for code in StatusCode}
+_ERROR: Final = StatusCode.ERROR
+_OK: Final = StatusCode.OK
 # The audit writer's thread: its spans (an instrumented database driver) are never
 # recorded, or each commit would make entries for the next one, for ever.
 _WRITER_THREAD_NAME: Final = "cleveragents-audit-writer"
@@ -227,12 +228,13 @@ class AuditSpanProcessor(SpanProcessor):
             if family is None:
                 return
             status, events = span.status, _events_of(span)
-            failed = status.status_code is StatusCode.ERROR
+            code = status.status_code
+            failed = code is _ERROR
             details, resource = _subject_details(span, family, attributes)
-            details["status"] = _STATUS_NAMES[status.status_code]
+            details["status"] = "error" if failed else "ok" if code is _OK else "unset"
             start_ns, end_ns = span.start_time, span.end_time
             if start_ns is not None and end_ns is not None:
-                details["duration_ms"] = round((end_ns - start_ns) / 1e6, 3)
+                details["duration_ms"] = (end_ns - start_ns) // 1000 / 1000  # to the µs
             if family is _LLM:
                 _add_llm_results(details, attributes)
             if failed:
