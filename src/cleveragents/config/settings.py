@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         default=list(DEFAULT_REDACT_PATTERNS),
         description="Regular expressions; their matches in string values are masked.",
     )
+    audit_otel_context: bool = Field(
+        default=True,
+        description="Entries recorded while an OpenTelemetry span is current carry its "
+        'trace and span ids in details["otel"].',
+    )
 
     audit_hmac_key: SecretStr | None = Field(
         default=None,

@@ -209,6 +209,43 @@ class AdapterRecorder:
             return False
         return True
 
+    def record_json(
+        self,
+        event_type: AuditEventType,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        details: Mapping[str, Any],
+        correlation_id: str | None = None,
+    ) -> bool:
+        """:meth:`record` for values the adapter believes fit already: no conversion first.
+
+        The fast path for adapters whose framework hands them JSON values (OpenTelemetry
+        attributes). If ``record()`` refuses the entry as given (a value not JSON, a
+        text too long, nesting too deep: ``TypeError``, ``ValueError``), it is recorded
+        again through :meth:`record`, which makes everything fit; nothing was queued.
+        """
+        try:
+            self._audit.record(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
+        except (TypeError, ValueError):
+            return self.record(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
+        except Exception as exc:
+            self._failed(exc, event_type)
+            return False
+        return True
+
     async def arecord(
         self,
         event_type: AuditEventType,

@@ -61,6 +61,7 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.verify import verify_chain
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
+from cleveragents.infrastructure.trace_context import with_current_span
 from cleveragents.infrastructure.writer import (
     AuditQueue,
     AuditWriter,
@@ -293,6 +294,7 @@ class AuditService:
             _check_text("actor", actor)
             _check_text("resource", resource)
             _check_text("correlation_id", correlation_id)
+        details = with_current_span(details) if self._settings.audit_otel_context else details
         if self._redactor is not None:  # a masked copy; the caller's object is left alone
             details = self._redactor.redact(details)
         row: PartialRow = (  # the queue (or _write_now) adds writer_seq
