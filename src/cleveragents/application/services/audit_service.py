@@ -42,6 +42,7 @@ from cleveragents.domain.event_types import (
 )
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.limits import check_text, texts_fit
 from cleveragents.domain.redaction import Redactor
 from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
@@ -285,16 +286,16 @@ class AuditService:
         if self._closed:
             raise AuditServiceClosedError("the audit service is closed; record() is refused")
         kind = coerce_event_type(event_type)
-        if not (
-            type(actor) in _PLAIN_TEXT
-            and type(resource) in _PLAIN_TEXT
-            and type(correlation_id) in _PLAIN_TEXT
-        ):
-            _check_text("actor", actor)
-            _check_text("resource", resource)
-            _check_text("correlation_id", correlation_id)
+        if not texts_fit(actor, resource, correlation_id):  # limits.py: type, size, NUL, UTF-8
+            check_text("actor", actor)
+            check_text("resource", resource)
+            check_text("correlation_id", correlation_id)
         if self._redactor is not None:  # a masked copy; the caller's object is left alone
-            details = self._redactor.redact(details)
+            try:
+                details = self._redactor.redact(details)
+            except RecursionError:
+                encode_details(details)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
+                raise
         row: PartialRow = (  # the queue (or _write_now) adds writer_seq
             new_event_id(),
             kind.value,
@@ -826,9 +827,6 @@ def _close_sync_services() -> None:
 run_at_exit(_close_sync_services, priority=1)
 
 
-_PLAIN_TEXT = frozenset({str, type(None)})
-
-
 def _entry(
     entry_id: int, kind: AuditEventType, row: PartialRow, details: Mapping[str, Any] | None
 ) -> AuditLogEntry:
@@ -843,8 +841,3 @@ def _entry(
         row[5],
         row[6],
     )
-
-
-def _check_text(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
