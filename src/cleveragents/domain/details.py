@@ -65,7 +65,8 @@ def encode_details(details: Mapping[str, Any] | None) -> str:
         )
         _check_size(len(text.encode("utf-8")))
         return text
-    _check_size(len(data))
+    if len(data) > MAX_DETAILS_BYTES:
+        _check_size(len(data))
     return data.decode()
 
 
