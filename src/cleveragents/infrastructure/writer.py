@@ -339,8 +339,9 @@ class AuditWriter:
         """At exit, the writer is stuck past its deadline: spool its batch, the queue and
         its ``writer.closed``.
 
-        Which rows of the batch in hand get committed later is unknown: all of them
-        are spooled (a replay skips the stored ones), counted once as failed.
+        Whether the part being written gets committed later is unknown: every row of
+        the batch in hand not counted yet is spooled (a replay skips the stored ones)
+        and counted once, as failed (a late commit does not count it again).
         """
         _running.discard(self)
         unwritten = self._unsettled()
