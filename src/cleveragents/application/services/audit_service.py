@@ -221,12 +221,17 @@ class AuditService:
         object is never changed. The returned entry holds the masked details.
 
         Raises:
-            ValueError: ``event_type`` is unknown, or a number in ``details`` is not finite.
+            ValueError: ``event_type`` is unknown, a number in ``details`` is not
+                finite, a string holds a lone surrogate, or a value is beyond the
+                limits of :mod:`cleveragents.domain.limits` (NUL or more than
+                ``MAX_TEXT_BYTES`` in ``actor``, ``resource``, ``correlation_id``;
+                ``details`` beyond ``MAX_DETAILS_BYTES`` or ``MAX_DETAILS_DEPTH``).
             TypeError: ``details`` is not a mapping of str keys to JSON values, or
                 ``actor``, ``resource`` or ``correlation_id`` is not a str.
             AuditQueueFullError: the queue is full and the overflow policy says not
                 to wait (longer); the entry is not recorded.
             AuditServiceClosedError: the service is closed.
+            AuditWriterError: the writer thread gave up after repeated failures.
         """
         kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
         if self._queue is not None:
