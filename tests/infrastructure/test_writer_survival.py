@@ -340,3 +340,26 @@ def test_a_producer_waiting_for_room_is_released_when_the_writer_gives_up() -> N
     assert isinstance(error, AuditWriterError)
     assert "BoomError" in str(error)
     assert entries.entries_put == 1
+
+
+def test_the_spool_keeps_a_row_it_cannot_encode_as_utf8_and_leaves_out_only_the_broken(
+    tmp_path: Path,
+) -> None:
+    """A lone surrogate (refused by record(), but met here) is kept as an ASCII escape; a row
+    that cannot be encoded at all is returned with the reason, the others are appended."""
+    spool = Spool(tmp_path / "audit.spool.jsonl")
+    now = datetime.now(UTC)
+    good = (new_event_id(), "tool.invoked", "agent", None, '{"n":1}', None, now, None, 1)
+    surrogate = (new_event_id(), "tool.invoked", "a\ud800", None, "{}", None, now, None, 2)
+    broken = (new_event_id(), "tool.invoked", "\udfff", None, "{not json", None, now, None, 3)
+    [(left_out, reason)] = spool.append([good, surrogate, broken], "test")
+    assert left_out is broken
+    assert "JSONDecodeError" in reason
+    lines = spool.path.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert b"\\ud800" in lines[1]
+    with spool.draining() as contents:
+        assert [row[0] for row in contents.rows] == [good[0]]
+        [rejected] = contents.rejected
+        assert rejected.line_number == 2
+        assert "surrogate" in rejected.reason
