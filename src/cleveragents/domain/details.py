@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
@@ -31,7 +31,8 @@ from cleveragents.domain.limits import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, lon
 __all__ = ["decode_details", "encode_details", "jsonb_can_hold", "load_json_exact"]
 
 _SCALARS = (str, int, bool, type(None))
-_PLAIN_LEAVES = frozenset({str, int, bool, type(None)})
+_PLAIN_LEAVES: frozenset[type] = frozenset({str, int, bool, type(None)})
+_CONTAINERS: frozenset[type] = frozenset({dict, list, tuple})
 _LONG_DIGITS = re.compile(r"[0-9]{19}")
 _LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
@@ -115,32 +116,47 @@ def jsonb_can_hold(text: str) -> bool:
     return "\\u0000" not in text
 
 
-def _is_plain_json(value: object, depth: int) -> bool:
-    """True when ``value`` is made of exactly the built-in JSON types, numbers finite,
-    containers nested at most :data:`MAX_DETAILS_DEPTH` levels (``value`` at ``depth``).
+def _is_plain_json(
+    container: dict[Any, Any] | list[Any] | tuple[Any, ...],
+    depth: int,
+    _leaves: frozenset[type] = _PLAIN_LEAVES,
+    _containers: frozenset[type] = _CONTAINERS,
+    _isfinite: Callable[[float], bool] = math.isfinite,
+    _max_depth: int = MAX_DETAILS_DEPTH,
+) -> bool:
+    """True when ``container`` (a dict, list or tuple at ``depth``) is made of exactly the
+    built-in JSON types, numbers finite, nested at most :data:`MAX_DETAILS_DEPTH` levels.
 
-    Strings are not looked into: orjson refuses lone surrogates when it encodes.
+    Strings are not looked into: orjson refuses lone surrogates when it encodes. (The
+    defaults bind globals as locals: this is the hot path of every ``record()``.)
     """
-    kind = type(value)
-    if kind in _PLAIN_LEAVES:
-        return True
-    if kind is float:
-        return math.isfinite(value)  # type: ignore[arg-type]
-    if depth > MAX_DETAILS_DEPTH:
+    if depth > _max_depth:
         return False
-    if kind is dict:
-        for key, item in value.items():  # type: ignore[attr-defined]
+    if type(container) is dict:
+        for key, item in container.items():
             if type(key) is not str:
                 return False
-            if type(item) not in _PLAIN_LEAVES and not _is_plain_json(item, depth + 1):
+            kind = type(item)
+            if kind in _leaves:
+                continue
+            if kind is float:
+                if _isfinite(item):
+                    continue
+                return False
+            if kind not in _containers or not _is_plain_json(item, depth + 1):
                 return False
         return True
-    if kind is list or kind is tuple:
-        for item in value:  # type: ignore[attr-defined]
-            if type(item) not in _PLAIN_LEAVES and not _is_plain_json(item, depth + 1):
-                return False
-        return True
-    return False
+    for item in container:
+        kind = type(item)
+        if kind in _leaves:
+            continue
+        if kind is float:
+            if _isfinite(item):
+                continue
+            return False
+        if kind not in _containers or not _is_plain_json(item, depth + 1):
+            return False
+    return True
 
 
 def _validate(value: object, path: str, depth: int) -> None:

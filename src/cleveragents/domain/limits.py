@@ -29,21 +29,44 @@ MAX_DETAILS_DEPTH = 64
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def texts_fit(actor: object, resource: object, correlation_id: object) -> bool:
+def texts_fit(
+    actor: object, resource: object, correlation_id: object, _max: int = MAX_TEXT_BYTES
+) -> bool:
     """True when the three are None or short ASCII ``str`` without NUL: the common case.
 
-    Cheap (``str.isascii`` is a flag in CPython); False says only "look closer" with
-    :func:`check_text`, which raises for what is wrong or accepts the rest.
+    Cheap (``str.isascii`` is a flag in CPython; written out, not looped, as it runs
+    in every ``record()``); False says only "look closer" with :func:`check_text`,
+    which raises for what is wrong or accepts the rest.
     """
-    for value in (actor, resource, correlation_id):
-        if value is not None and not (
-            type(value) is str
-            and value.isascii()
-            and len(value) <= MAX_TEXT_BYTES
-            and "\x00" not in value
-        ):
-            return False
-    return True
+    return (
+        (
+            actor is None
+            or (
+                type(actor) is str
+                and actor.isascii()
+                and len(actor) <= _max
+                and "\x00" not in actor
+            )
+        )
+        and (
+            resource is None
+            or (
+                type(resource) is str
+                and resource.isascii()
+                and len(resource) <= _max
+                and "\x00" not in resource
+            )
+        )
+        and (
+            correlation_id is None
+            or (
+                type(correlation_id) is str
+                and correlation_id.isascii()
+                and len(correlation_id) <= _max
+                and "\x00" not in correlation_id
+            )
+        )
+    )
 
 
 def check_text(name: str, value: object) -> None:
