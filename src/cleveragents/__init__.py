@@ -18,6 +18,7 @@ from cleveragents.domain.errors import (
     AuditSchemaError,
     AuditServiceClosedError,
     AuditStorageError,
+    AuditWriterError,
 )
 from cleveragents.domain.event_types import AuditEventType, SystemEventType
 from cleveragents.domain.events import DomainEvent
@@ -41,6 +42,7 @@ __all__ = [
     "AuditServiceClosedError",
     "AuditStats",
     "AuditStorageError",
+    "AuditWriterError",
     "Checkpoint",
     "DomainEvent",
     "Finding",

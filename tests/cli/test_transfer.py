@@ -465,8 +465,8 @@ def test_a_failed_import_leaves_an_existing_trail_as_it_was(
 
 
 @pytest.mark.postgres
-def test_entries_postgresql_refuses_leave_no_tables(postgres_url: str, tmp_path: Path) -> None:
-    """Every entry refused by the database (a NUL in the actor): the tables made for them go."""
+def test_entries_postgresql_cannot_hold_leave_no_tables(postgres_url: str, tmp_path: Path) -> None:
+    """An entry PostgreSQL cannot hold (a NUL in the actor) is refused, naming it; no tables."""
     line = (
         b'{"event_id":"' + new_event_id().encode() + b'","event_type":"tool.invoked",'
         b'"actor":"a\\u0000b","resource":null,"correlation_id":null,'
@@ -477,6 +477,8 @@ def test_entries_postgresql_refuses_leave_no_tables(postgres_url: str, tmp_path:
     result = run_cli("import", str(source), "--database-url", postgres_url)
     assert result.exit_code == 1
     assert result.stderr.count("\n") == 1
+    assert "actor" in result.stderr
+    assert "NUL" in result.stderr
     assert leftovers(postgres_url) == []
 
 

@@ -15,10 +15,17 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
+from cleveragents.domain.errors import AuditWriterError
 from cleveragents.domain.ids import new_event_id
 from cleveragents.infrastructure import writer as writer_module
 from cleveragents.infrastructure.persistence.rows import EntryRow
-from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, PartialRow, RetryPolicy
+from cleveragents.infrastructure.writer import (
+    MAX_FAILURES_IN_ROW,
+    AuditQueue,
+    AuditWriter,
+    PartialRow,
+    RetryPolicy,
+)
 from tests.support import GENEROUS_S, call_bounded, wait_until
 
 
@@ -420,30 +427,36 @@ def test_stop_at_exit_logs_what_it_could_not_persist(make_writer: MakeWriter) ->
 # -- a writer thread that dies -------------------------------------------------------------
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
-def test_a_dead_writer_never_makes_anyone_wait(make_writer: MakeWriter) -> None:
-    """A thread killed by SystemExit: flush()/stop() return at once, losses are counted."""
+def test_a_writer_that_keeps_failing_gives_up_and_never_makes_anyone_wait(
+    make_writer: MakeWriter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Failing MAX_FAILURES_IN_ROW times in a row (the sink raises SystemExit, giving up
+    fails too), the writer ends: flush()/stop() return at once, losses are counted and
+    the queue refuses new entries with AuditWriterError."""
 
     def die(rows: Sequence[EntryRow]) -> None:
         if any(row[2] == "poison" for row in rows):
             raise SystemExit("writer thread killed by the test")
 
+    def broken_give_up(rows: Sequence[EntryRow], error: str) -> None:
+        raise RuntimeError("the spool is broken too")
+
     sink = ListSink(before=die)
-    entries, writer = make_writer(sink, batch_size=4)
+    entries, writer = make_writer(sink, batch_size=1)
     writer.start()
     queue_rows(entries, 3)
     assert writer.flush(GENEROUS_S) is True
+    monkeypatch.setattr(writer, "_give_up", broken_give_up)
     with capture_logs() as logs:
-        entries.put_nowait(make_row(99, "poison"))
+        queue_rows(entries, MAX_FAILURES_IN_ROW + 2, "poison")
+        wait_until(lambda: not writer.is_alive(), what="the writer to give up")
         assert call_bounded(lambda: writer.flush(None), timeout=5.0, what="flush()") is False
-        wait_until(lambda: not writer.is_alive(), what="the thread to die")
-        queue_rows(entries, 2)
-        assert call_bounded(lambda: writer.flush(None), timeout=5.0, what="flush()") is False
+        with pytest.raises(AuditWriterError, match="gave up after"):
+            entries.put_nowait(make_row(1))
         assert call_bounded(lambda: writer.stop(None), timeout=5.0, what="stop()") is True
-    [crash] = [log for log in logs if log["event"] == "audit_writer_crashed"]
-    assert crash["log_level"] == "critical"
+    [gave_up] = [log for log in logs if log["event"] == "audit_writer_gave_up"]
+    assert gave_up["log_level"] == "critical"
     assert writer.written == 3
-    # The poison row died with the thread; the two queued after it were never written.
-    assert writer.failed == 3
-    assert sum(log.get("count", 0) for log in logs) == 3
+    # Every poison row is counted once: the failing ones, and the ones left in the queue.
+    assert writer.failed == MAX_FAILURES_IN_ROW + 2
     assert entries.qsize() == 0

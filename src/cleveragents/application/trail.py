@@ -173,15 +173,24 @@ class CheckpointingSink:
         self._last = clock()
 
     def write_batch(self, rows: Sequence[EntryRow]) -> None:
-        """Write ``rows``; then a checkpoint, when one is due."""
+        """Write ``rows``; then a checkpoint, when one is due.
+
+        Raises only when ``rows`` were not committed: whatever goes wrong with the
+        checkpoint after the commit is logged (this runs on the writer thread).
+        """
         self._database.write_batch(rows)
-        self._since += len(rows)
-        due_by_count = self._every is not None and self._since >= self._every
-        due_by_time = (
-            self._interval_s is not None and self._clock() - self._last >= self._interval_s
-        )
-        if due_by_count or due_by_time:
-            self.write_now()
+        try:
+            self._since += len(rows)
+            due_by_count = self._every is not None and self._since >= self._every
+            due_by_time = (
+                self._interval_s is not None and self._clock() - self._last >= self._interval_s
+            )
+            if due_by_count or due_by_time:
+                self.write_now()
+        except BaseException as exc:  # the batch is committed: it must not count as failed
+            _log.error(
+                "audit_checkpoint_failed", path=str(self.path), error=f"{type(exc).__name__}: {exc}"
+            )
 
     def write_now(self) -> None:
         """Append a checkpoint of the head now (errors logged)."""
@@ -189,8 +198,12 @@ class CheckpointingSink:
         self._last = self._clock()
         try:
             append_checkpoint(self.path, current_checkpoint(self._database))
-        except (OSError, AuditStorageError) as exc:
-            _log.error("audit_checkpoint_failed", path=str(self.path), error=str(exc))
+        except Exception as exc:  # never fails the batch that was committed before it
+            _log.error(
+                "audit_checkpoint_failed",
+                path=str(self.path),
+                error=f"{type(exc).__name__}: {exc}",
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Any
 from cleveragents.domain.chain import canonical_header, entry_hash
 from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.event_types import coerce_stored_event_type
+from cleveragents.domain.limits import check_text
 from cleveragents.infrastructure.persistence.bulk import ChainedRow
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.spool import NOT_REPLAYED
@@ -88,13 +89,22 @@ def _entry_row(entry: dict[str, Any], *, declarations: bool) -> EntryRow:
         details = encode_details(entry["details"])
     except (TypeError, ValueError) as exc:
         raise LineError(str(exc)) from None
+    actor, resource, correlation_id = (
+        _text_field(entry, name) for name in ("actor", "resource", "correlation_id")
+    )
+    try:  # the limits record() keeps, so both backends take the row
+        check_text("actor", actor)
+        check_text("resource", resource)
+        check_text("correlation_id", correlation_id)
+    except ValueError as exc:
+        raise LineError(str(exc)) from None
     return (
         event_id,
         kind.value,
-        _text_field(entry, "actor"),
-        _text_field(entry, "resource"),
+        actor,
+        resource,
         details,
-        _text_field(entry, "correlation_id"),
+        correlation_id,
         created_at,
         None,  # re-chained, an entry belongs to no writer of this database
         None,

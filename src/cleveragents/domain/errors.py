@@ -8,6 +8,7 @@ __all__ = [
     "AuditSchemaError",
     "AuditServiceClosedError",
     "AuditStorageError",
+    "AuditWriterError",
 ]
 
 
@@ -31,4 +32,12 @@ class AuditSchemaError(AuditStorageError):
     """The audit database's schema is not the one this version uses (behind, unversioned, newer).
 
     The message says what to do, usually ``cleveragents-audit db upgrade``.
+    """
+
+
+class AuditWriterError(AuditError, RuntimeError):
+    """The writer thread gave up after failing again and again; ``record()`` is refused.
+
+    The message names the last failure. What was queued is spooled (or, when even the
+    spool fails, counted as failed and logged); close the service and open a new one.
     """

@@ -15,6 +15,7 @@ it holds audit data.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ import orjson
 
 from cleveragents.domain.details import encode_details, load_json_exact
 from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
+from cleveragents.domain.limits import check_text
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.infrastructure.persistence.rows import EntryRow
 
@@ -56,13 +58,28 @@ class Spool:
         self.path = path
         self.rejects_path = path.with_name(path.name + ".rejects")
 
-    def append(self, rows: Sequence[EntryRow], error: str) -> None:
-        """Append ``rows`` with the ``error`` that kept them out, and fsync."""
+    def append(self, rows: Sequence[EntryRow], error: str) -> list[tuple[EntryRow, str]]:
+        """Append ``rows`` with the ``error`` that kept them out, and fsync.
+
+        One row that cannot be encoded never keeps the others out: it is left out and
+        returned with the reason; the others are appended.
+
+        Raises:
+            OSError: the file cannot be written (nothing is counted as spooled then).
+        """
         spooled_at = datetime.now(UTC).isoformat()
-        payload = b"".join(_encode_line(row, error, spooled_at) for row in rows)
-        with self._locked(os.O_WRONLY | os.O_APPEND | os.O_CREAT) as fd:
-            _write_all(fd, payload)
-            os.fsync(fd)
+        lines: list[bytes] = []
+        unencodable: list[tuple[EntryRow, str]] = []
+        for row in rows:
+            try:
+                lines.append(_encode_line(row, error, spooled_at))
+            except Exception as exc:
+                unencodable.append((row, f"{type(exc).__name__}: {exc}"))
+        if lines:
+            with self._locked(os.O_WRONLY | os.O_APPEND | os.O_CREAT) as fd:
+                _write_all(fd, b"".join(lines))
+                os.fsync(fd)
+        return unencodable
 
     @contextmanager
     def draining(self) -> Iterator[SpoolContents]:
@@ -119,24 +136,26 @@ class Spool:
 
 def _encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
     event_id, event_type, actor, resource, details, correlation_id, created_at = row[:7]
-    return (
-        orjson.dumps(
-            {
-                "event_id": event_id,
-                "event_type": event_type,
-                "actor": actor,
-                "resource": resource,
-                "details": orjson.Fragment(details),
-                "correlation_id": correlation_id,
-                "created_at": created_at.isoformat(),
-                "writer_id": row[7],
-                "writer_seq": row[8],
-                "error": error,
-                "spooled_at": spooled_at,
-            }
-        )
-        + b"\n"
-    )
+    line = {
+        "event_id": event_id,
+        "event_type": event_type,
+        "actor": actor,
+        "resource": resource,
+        "details": orjson.Fragment(details),
+        "correlation_id": correlation_id,
+        "created_at": created_at.isoformat(),
+        "writer_id": row[7],
+        "writer_seq": row[8],
+        "error": error,
+        "spooled_at": spooled_at,
+    }
+    try:
+        return orjson.dumps(line) + b"\n"
+    except TypeError:
+        # Text that is not valid UTF-8 (a lone surrogate, which record() refuses): kept
+        # as an ASCII escape, so that the entry is not lost; a replay reports the line.
+        line["details"] = json.loads(details)
+        return json.dumps(line, ensure_ascii=True).encode("ascii") + b"\n"
 
 
 def _parse(data: bytes) -> SpoolContents:
@@ -174,8 +193,7 @@ def _decode_line(raw: bytes) -> EntryRow:
         raise ValueError(f"{event_type} is written by the command itself, never replayed")
     texts = [item.get(name) for name in _TEXT_FIELDS]
     for name, value in zip(_TEXT_FIELDS, texts, strict=True):
-        if value is not None and not isinstance(value, str):
-            raise TypeError(f"{name} must be a string or null")
+        check_text(name, value)  # the limits of record(): both backends can store it
     created_at = datetime.fromisoformat(item["created_at"])
     if created_at.tzinfo is None:
         raise ValueError("created_at has no time zone")

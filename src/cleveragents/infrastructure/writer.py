@@ -18,6 +18,15 @@ What the writer guarantees:
   the batch to find the rows that cannot be written, so the good ones commit.
   What cannot be written is counted in ``failed`` and logged; nothing vanishes
   silently.
+- The thread survives any exception, unknown ones and non-``Exception`` ones
+  included, from any step (the sink, the spool, the writer's own accounting): the
+  rows of the batch in hand that were not committed are spooled (or, when even the
+  spool fails, counted as failed and declared lost), the flushes waiting on the
+  batch are released, the failure is logged, and the loop resumes. Each row is
+  counted once, in ``written`` or ``failed``. Only after
+  :data:`MAX_FAILURES_IN_ROW` failures without a batch done in between does the
+  writer give up: it spools what is queued and the queue refuses new entries
+  with :class:`AuditWriterError`, so nothing is queued into nothing.
 - At interpreter exit, every running writer is stopped with its close timeout,
   so a process that ends without ``close()`` still persists what it recorded.
 """
@@ -33,17 +42,20 @@ from typing import Any, Protocol
 
 import structlog
 
+from cleveragents.domain.errors import AuditWriterError
 from cleveragents.infrastructure.accounting import WriterIdentity
 from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.persistence.rows import EntryRow, SystemRow
 from cleveragents.infrastructure.spool import Spool
 
-__all__ = ["AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
+__all__ = ["MAX_FAILURES_IN_ROW", "AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
 
 _log = structlog.get_logger("cleveragents.audit.writer")
 
 #: A row before the queue gives it its ``writer_seq``: the first 8 fields of an EntryRow.
 PartialRow = tuple[Any, ...]
+#: Failures of the writer loop with no batch done in between, after which the writer gives up.
+MAX_FAILURES_IN_ROW = 8
 
 
 class BatchSink(Protocol):
@@ -76,10 +88,17 @@ class AuditQueue:
         self._lock = threading.Lock()
         self._room = threading.Condition(self._lock)
         self._blocked = 0  # producers waiting for room
+        self.refusal: str | None = None  # set when the writer gave up: why
 
     def put_nowait(self, row: PartialRow) -> None:
-        """Queue ``row`` with the next ``writer_seq``, or raise :class:`queue.Full` at once."""
+        """Queue ``row`` with the next ``writer_seq``, or raise :class:`queue.Full` at once.
+
+        Raises:
+            AuditWriterError: the writer gave up (:meth:`refuse`).
+        """
         with self._lock:
+            if self.refusal is not None:
+                raise AuditWriterError(self.refusal)
             if self._entries >= self.maxsize:
                 raise queue.Full
             self._entries += 1
@@ -92,10 +111,14 @@ class AuditQueue:
         with self._room:
             self._blocked += 1
             try:
-                if not self._room.wait_for(lambda: self._entries < self.maxsize, timeout):
+                if not self._room.wait_for(
+                    lambda: self._entries < self.maxsize or self.refusal is not None, timeout
+                ):
                     raise queue.Full
             finally:
                 self._blocked -= 1
+            if self.refusal is not None:
+                raise AuditWriterError(self.refusal)
             self._entries += 1
             self.entries_put += 1
             self.last_writer_seq += 1
@@ -107,6 +130,12 @@ class AuditQueue:
             self.last_writer_seq += 1
             self.system_put += 1
             self._items.put(SystemRow((*row, self.last_writer_seq)))
+
+    def refuse(self, reason: str) -> None:
+        """From now on, refuse entries with :class:`AuditWriterError` saying ``reason``."""
+        with self._lock:
+            self.refusal = reason
+            self._room.notify_all()
 
     def note_rejected(self) -> int:
         """Count one caller entry refused on overflow; the total."""
@@ -226,9 +255,16 @@ class AuditWriter:
         self._failed_released = 0
         self._stop_deadline = float("inf")
         self._interrupt = threading.Event()  # cuts a retry backoff short when stop() is called
-        # The batch being written and ``written`` before it: what a crash loses.
+        # The batch being written, the writer_seqs of its rows already counted (written
+        # or given up), and the flushes waiting on it: what a failure must settle.
         self._in_hand: Sequence[EntryRow] = ()
-        self._written_before = 0
+        self._settled: set[int | None] = set()
+        self._barriers_in_hand: list[_Barrier] = []
+        self._stopping = False  # the stop message was taken
+        self._account_closed = False  # writer.closed was queued
+        self._failures_in_row = 0
+        # writer.spooled declarations still to queue: (writer_seqs, spool or None, error).
+        self._undeclared: list[tuple[list[int], str | None, str]] = []
         # Counters, written by the writer thread only.
         self.written = 0
         self.failed = 0
@@ -303,29 +339,31 @@ class AuditWriter:
         """At exit, the writer is stuck past its deadline: spool its batch, the queue and
         its ``writer.closed``.
 
-        Which rows of the batch in hand get committed later is unknown: all of them
-        are spooled (a replay skips the stored ones), counted once as failed.
+        Whether the part being written gets committed later is unknown: every row of
+        the batch in hand not counted yet is spooled (a replay skips the stored ones)
+        and counted once, as failed (a late commit does not count it again).
         """
         _running.discard(self)
-        unwritten = self._unwritten_in_hand()
+        unwritten = self._unsettled()
         _log.error(
             "audit_exit_incomplete",
             reason=reason,
-            in_hand=unwritten,
+            in_hand=_callers(unwritten),
             queue_depth=self._queue.entries_waiting(),
             hint="entries not committed by the deadline are spooled",
         )
-        if unwritten > 0 or _holds_system_rows(self._in_hand):  # writer.opened alone, say
-            self._give_up(self._in_hand, reason, count=unwritten)
+        if unwritten:  # writer.opened alone, say, is spooled too
+            self._give_up(unwritten, reason)
         self.fail_orphans(reason)
         # The closing account goes to the spool too: once replayed, the trail shows a
         # writer that closed with everything it accepted, not one that was killed.
         self._close_account()
         self.fail_orphans(reason)
 
-    def _unwritten_in_hand(self) -> int:
-        """Rows of the batch being written that are not committed (halves may be)."""
-        return _callers(self._in_hand) - (self.written - self._written_before)
+    def _unsettled(self) -> list[EntryRow]:
+        """The rows of the batch in hand not yet counted as written or failed."""
+        with self._state:
+            return [row for row in self._in_hand if row[8] not in self._settled]
 
     def fail_orphans(self, reason: str = "the writer thread is not running") -> None:
         """Take the entries still waiting in the queue, count them as failed and spool them.
@@ -348,7 +386,10 @@ class AuditWriter:
             for message in controls:
                 self._queue.put_control(message)
         if orphans:
-            self._give_up(orphans, reason)
+            try:
+                self._give_up(orphans, reason)
+            except Exception:  # the spool, or the log, failed: still counted
+                self._count_lost(orphans, reason)
 
     def forget_after_fork(self) -> None:
         """In a forked child: this writer's thread is the parent's; never stop it at exit."""
@@ -363,32 +404,75 @@ class AuditWriter:
 
     def _run(self) -> None:
         try:
-            stopping = False
-            while not stopping:
-                stopping = self._drain_once(self._queue.get())
-            # Rows that raced in after the stop message are written too, then the
-            # writer's closing account.
-            self._drain_rest()
-            self._close_account()
-            self._drain_rest()
-        except BaseException:
-            # The rows of the batch in hand that were not written are lost with the thread.
-            lost = self._unwritten_in_hand()
-            _log.critical(
-                "audit_writer_crashed",
-                in_hand=lost,
-                queue_depth=self._queue.entries_waiting(),
-                exc_info=True,
-            )
-            if lost or _holds_system_rows(self._in_hand):
-                # Which rows of the batch were committed is unknown: spool them all;
-                # a replay skips the ones that are stored already.
-                self._give_up(self._in_hand, "the writer thread crashed", count=lost)
-            raise
+            while True:
+                try:
+                    self._serve()
+                    return
+                except BaseException as exc:  # the writer must outlive anything
+                    if not self._recover(exc):
+                        return
+        except BaseException as exc:  # the recovery itself failed: give up, refuse entries
+            self._queue.refuse(f"the audit writer failed and could not recover: {_text(exc)}")
+            _log.critical("audit_writer_crashed", error=_text(exc), exc_info=True)
+            self.fail_orphans("the writer thread crashed")
         finally:
             with self._state:
                 self._finished = True
                 self._state.notify_all()
+
+    def _serve(self) -> None:
+        """The loop: drain batches until the stop message, then the rest and writer.closed."""
+        while not self._stopping:
+            self._drain_once(self._queue.get())
+            self._failures_in_row = 0
+        # Rows that raced in after the stop message are written too, then the
+        # writer's closing account.
+        self._drain_rest()
+        if not self._account_closed:
+            self._close_account()
+            self._account_closed = True
+        self._drain_rest()
+
+    def _recover(self, exc: BaseException) -> bool:
+        """After ``exc`` escaped a step: settle the batch in hand; False when giving up.
+
+        The rows of the batch not yet counted are spooled (committed ones were counted
+        when committed), the flushes waiting on it are released, and the loop resumes.
+        """
+        self._failures_in_row += 1
+        reason = f"the audit writer failed: {_text(exc)}"
+        rows = self._unsettled()
+        _log.critical(
+            "audit_writer_failed",
+            error=_text(exc),
+            in_hand=_callers(rows),
+            failures_in_row=self._failures_in_row,
+            exc_info=exc,
+        )
+        if rows:
+            try:
+                self._give_up(rows, reason)
+            except BaseException:  # even the spool or the log failed
+                self._count_lost(rows, reason)
+        self._in_hand = ()
+        self._release(self._barriers_in_hand)
+        self._barriers_in_hand = []
+        if self._failures_in_row < MAX_FAILURES_IN_ROW:
+            _log.warning("audit_writer_resumed", after=_text(exc))
+            return True
+        self._queue.refuse(
+            f"the audit writer gave up after {self._failures_in_row} failures in a row;"
+            f" the last: {_text(exc)}"
+        )
+        _log.critical("audit_writer_gave_up", failures_in_row=self._failures_in_row)
+        if not self._account_closed:  # to the spool with what is queued: a replay brings it
+            try:
+                self._close_account()
+                self._account_closed = True
+            except Exception as close_error:
+                _log.critical("audit_writer_close_failed", error=_text(close_error))
+        self.fail_orphans("the writer thread gave up")
+        return False
 
     def _drain_rest(self) -> None:
         while True:
@@ -398,11 +482,13 @@ class AuditWriter:
                 return
             self._drain_once(item)
 
-    def _drain_once(self, item: object) -> bool:
-        """Write ``item`` and whatever else is queued, up to a batch; True on stop."""
+    def _drain_once(self, item: object) -> None:
+        """Write ``item`` and whatever else is queued, up to a batch (the stop message noted)."""
         batch: list[EntryRow] = []
         barriers: list[_Barrier] = []
-        stop = False
+        with self._state:
+            self._in_hand, self._settled = batch, set()
+        self._barriers_in_hand = barriers
         while True:
             if type(item) is tuple:
                 batch.append(item)
@@ -413,7 +499,7 @@ class AuditWriter:
                 barriers.append(item)
                 break  # rows queued after a flush barrier must not count towards it
             elif item is _STOP:
-                stop = True
+                self._stopping = True
             if len(batch) >= self._batch_size:
                 break
             try:
@@ -422,8 +508,11 @@ class AuditWriter:
                 break
         if batch:
             self._write(batch)
-        if self._identity is not None and self._queue.rejected > self._declared_dropped:
-            self._declare_dropped()
+        self._in_hand = ()
+        if self._identity is not None:
+            if self._queue.rejected > self._declared_dropped:
+                self._declare_dropped()
+            self._declare_spooled()
         if barriers and self._queue.system_put > self._system_taken:
             # System rows are queued behind the barriers: writer.dropped or writer.spooled
             # about the rows before them. Release the barriers after those (once).
@@ -432,17 +521,22 @@ class AuditWriter:
                 barrier.failed_at = self.failed  # the failures this flush reports
                 self._queue.put_control(barrier)
                 barriers.remove(barrier)
-        if barriers:
-            with self._state:
-                for barrier in barriers:
-                    if not barrier.deferred:
-                        barrier.failed_at = self.failed
-                    barrier.done = True
-                self._failed_released = max(
-                    self._failed_released, *(barrier.failed_at for barrier in barriers)
-                )
-                self._state.notify_all()
-        return stop
+        self._release(barriers)
+        self._barriers_in_hand = []
+
+    def _release(self, barriers: list[_Barrier]) -> None:
+        """Release ``barriers``: their flushes return, reporting the failures up to now."""
+        if not barriers:
+            return
+        with self._state:
+            for barrier in barriers:
+                if not barrier.deferred:
+                    barrier.failed_at = self.failed
+                barrier.done = True
+            self._failed_released = max(
+                self._failed_released, *(barrier.failed_at for barrier in barriers)
+            )
+            self._state.notify_all()
 
     def _declare_dropped(self) -> None:
         """Queue a ``writer.dropped`` row for the entries refused since the last one."""
@@ -457,6 +551,7 @@ class AuditWriter:
             return
         if self._queue.rejected > self._declared_dropped:
             self._declare_dropped()
+        self._declare_spooled()
         self._queue.put_system(
             self._identity.closed(
                 last_writer_seq=self._queue.last_writer_seq,
@@ -469,50 +564,51 @@ class AuditWriter:
 
     def _write(self, batch: list[EntryRow]) -> None:
         failures: list[tuple[EntryRow, BaseException]] = []
-        self._in_hand, self._written_before = batch, self.written
         self._write_or_split(batch, failures)
-        self._in_hand = ()
         if failures:
             first_error = failures[0][1]
             self._give_up([row for row, _ in failures], self._describe(first_error))
 
-    def _give_up(self, rows: Sequence[EntryRow], error: str, *, count: int | None = None) -> None:
+    def _give_up(self, rows: Sequence[EntryRow], error: str) -> None:
         """Count ``rows`` as failed, keep them in the spool if there is one, and log it.
 
-        System rows go to the spool too, but are not counted: the stats count the
-        caller's entries. On the running writer, the caller's rows given up are then
-        declared in the chain with a ``writer.spooled`` row.
+        Rows already counted (committed, or given up before) are skipped. System rows
+        go to the spool too, but are not counted: the stats count the caller's
+        entries. On the running writer, the caller's rows given up are then declared
+        in the chain with a ``writer.spooled`` row (``spool`` null: not in the spool).
         """
-        if count is None:
-            count = _callers(rows)
+        with self._state:
+            rows = [row for row in rows if row[8] not in self._settled]
+        if not rows:
+            return
+        kept: Sequence[EntryRow] = ()
+        lost: Sequence[EntryRow] = rows
         spooled_to: str | None = None
         if self._spool is not None:
             try:
-                self._spool.append(rows, error)
-                spooled_to = str(self._spool.path)
-            except OSError as exc:
+                unencodable = self._spool.append(rows, error)
+            except Exception as exc:  # an OSError, or anything else: the rows are not kept
                 _log.critical(
                     "audit_spool_failed",
                     spool=str(self._spool.path),
-                    count=count,
-                    error=f"{type(exc).__name__}: {exc}",
+                    count=_callers(rows),
+                    error=_text(exc),
                 )
-        with self._state:
-            self.failed += count
-            if spooled_to is not None:
-                self.spooled += count
-            total_failed = self.failed
-        if self._identity is not None and self.on_writer_thread():
-            writer_seqs = [row[8] for row in rows if type(row) is tuple and row[8] is not None]
-            if writer_seqs:
-                self._queue.put_system(
-                    self._identity.spooled(writer_seqs, spool=spooled_to, error=error)
-                )
+            else:
+                spooled_to = str(self._spool.path)
+                left_out = {row[8] for row, _ in unencodable}
+                kept = [row for row in rows if row[8] not in left_out]
+                lost = [row for row, _ in unencodable]
+                for row, reason in unencodable:
+                    _log.critical("audit_spool_refused_entry", event_id=row[0], error=reason)
+        self._count_failed(kept, spooled_to, error, spooled=True)
+        total_failed = self._count_failed(lost, None, error, spooled=False)
         _log.error(
             "audit_entries_failed",
-            count=count,
+            count=_callers(rows),
             error=error,
             spool=spooled_to,
+            lost=_callers(lost),
             event_ids=[row[0] for row in rows[:10]],
             total_failed=total_failed,
             hint=(
@@ -521,6 +617,42 @@ class AuditWriter:
                 else "these entries are lost"
             ),
         )
+        if self._identity is not None and self.on_writer_thread():
+            self._declare_spooled()
+
+    def _count_lost(self, rows: Sequence[EntryRow], error: str) -> None:
+        """The last resort of :meth:`_recover`: count ``rows`` as failed, declared lost."""
+        with self._state:
+            rows = [row for row in rows if row[8] not in self._settled]
+        self._count_failed(rows, None, error, spooled=False)
+
+    def _count_failed(
+        self, rows: Sequence[EntryRow], spool: str | None, error: str, *, spooled: bool
+    ) -> int:
+        """Count ``rows`` as failed (and spooled), settled, to be declared; the total failed."""
+        count = _callers(rows)
+        with self._state:
+            self._settled.update(row[8] for row in rows)
+            self.failed += count
+            if spooled:
+                self.spooled += count
+            total = self.failed
+        if count and self._identity is not None and self.on_writer_thread():
+            writer_seqs = [row[8] for row in rows if type(row) is tuple and row[8] is not None]
+            self._undeclared.append((writer_seqs, spool, error))
+        return total
+
+    def _declare_spooled(self) -> None:
+        """Queue a ``writer.spooled`` row for each group of rows given up and not declared.
+
+        A group stays listed until its row is queued: a declaration that fails is
+        made again after the next batch, or at close.
+        """
+        assert self._identity is not None
+        while self._undeclared:
+            writer_seqs, spool, error = self._undeclared[0]
+            self._queue.put_system(self._identity.spooled(writer_seqs, spool=spool, error=error))
+            del self._undeclared[0]
 
     def _write_or_split(
         self, batch: list[EntryRow], failures: list[tuple[EntryRow, BaseException]]
@@ -545,7 +677,7 @@ class AuditWriter:
         while True:
             try:
                 self._sink.write_batch(batch)
-            except Exception as exc:
+            except BaseException as exc:  # any error of the sink fails the rows
                 if not self._is_transient(exc):
                     return exc
                 now = self._clock()
@@ -567,8 +699,11 @@ class AuditWriter:
                     # (capped by the stop deadline) instead of retrying in a tight loop.
                     self._interrupt.clear()
                 continue
-            callers = _callers(batch)
-            self.written += callers
+            with self._state:  # a row given up meanwhile (abandon() at exit) stays counted there
+                committed = [row for row in batch if row[8] not in self._settled]
+                self._settled.update(row[8] for row in committed)
+                callers = _callers(committed)
+                self.written += callers
             if callers:  # like written, batches count the caller's: not writer.opened alone
                 self.batches += 1
             return None
@@ -579,9 +714,12 @@ def _callers(rows: Sequence[EntryRow]) -> int:
     return sum(type(row) is tuple for row in rows)
 
 
-def _holds_system_rows(rows: Sequence[EntryRow]) -> bool:
-    """True when ``rows`` hold a :class:`SystemRow` (spooled like the caller's, not counted)."""
-    return len(rows) > _callers(rows)
+def _text(exc: BaseException) -> str:
+    """``Type: message`` of ``exc``, never raising (a broken ``__str__`` included)."""
+    try:
+        return f"{type(exc).__name__}: {exc}"
+    except Exception:
+        return type(exc).__name__
 
 
 def _nonnegative(timeout: float | None) -> float | None:

@@ -10,10 +10,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from structlog.testing import capture_logs
 
-from cleveragents import AuditQueueFullError
+from cleveragents import AuditQueueFullError, AuditService, AuditWriterError
 from cleveragents.application.services import audit_service as audit_service_module
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditWriter
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, SQLiteWriteLock, call_bounded, wait_until
 
@@ -271,62 +272,76 @@ def test_record_on_the_writer_thread_with_a_full_queue_raises(
     assert service.stats().rejected == 1
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def break_the_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make every batch fail in the writer's own code, so that it gives up after a few.
+
+    (An error of the database, even a SystemExit, no longer ends the writer: its rows
+    are spooled and the writer goes on.)
+    """
+
+    def broken(writer: AuditWriter, batch: list[EntryRow]) -> None:
+        raise SystemExit("the test breaks the writer")
+
+    monkeypatch.setattr(AuditWriter, "_write", broken)
+
+
+def record_until_refused(service: AuditService) -> int:
+    """Record (and flush) until the writer gives up and record() raises; how many were taken."""
+    before = service.stats().enqueued
+    for _ in range(MAX_FAILURES_IN_ROW * 4):
+        try:
+            service.record("agent.failed")
+        except AuditWriterError as exc:
+            refusal = str(exc)
+            break
+        service.flush(GENEROUS_S)
+    else:
+        pytest.fail("the writer never gave up")
+    assert "gave up after" in refusal
+    return service.stats().enqueued - before
+
+
 def test_a_dead_writer_makes_flush_and_a_full_record_return(
-    make_service: MakeService, sqlite_url: str, hooked_database: type[HookedDatabase]
+    make_service: MakeService, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With the writer dead, flush() returns False and a blocked record() raises, promptly."""
+    """With the writer given up, flush() returns False and record() raises, promptly."""
     service = make_service(
         database_url=sqlite_url, audit_queue_maxsize=2, audit_overflow="block"
     )  # no block timeout: only the dead writer may end the wait
-
-    def hook(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "poison" for row in rows):
-            raise SystemExit("the test ends the writer thread")
-
-    hooked_database.hook = staticmethod(hook)  # type: ignore[method-assign]
     service.record("agent.started")
     assert service.flush(GENEROUS_S)
+    break_the_writer(monkeypatch)
     with capture_logs() as logs:
-        service.record("agent.failed", actor="poison")
+        call_bounded(lambda: record_until_refused(service), what="record() until refused")
         assert call_bounded(service.flush, what="flush() with a dead writer") is False
-    assert [log["log_level"] for log in events(logs, "audit_writer_crashed")] == ["critical"]
-    # Nobody drains the queue any more: it fills up, and then record() must not wait for ever.
+    assert [log["log_level"] for log in events(logs, "audit_writer_gave_up")] == ["critical"]
+    # Nobody drains the queue any more: record() must not wait for ever, nor queue.
     started = time.monotonic()
 
     def fill_up() -> None:
         for _ in range(3):
             service.record("agent.completed")
 
-    with pytest.raises(AuditQueueFullError, match="not running"):
+    with pytest.raises(AuditWriterError, match="SystemExit: the test breaks the writer"):
         call_bounded(fill_up, what="record() into a dead writer's queue")
     assert time.monotonic() - started < GENEROUS_S / 2
-    assert service.stats().rejected == 1
+    assert service.stats().queue_depth == 0
     assert service.count() == 1
     call_bounded(service.close, what="close() with a dead writer")
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_entries_a_dead_writer_never_wrote_are_counted_and_logged(
-    make_service: MakeService, sqlite_url: str, hooked_database: type[HookedDatabase]
+    make_service: MakeService, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Entries lost with a dead writer (in hand or queued) are counted in failed and logged."""
+    """Entries a writer that gave up never wrote are counted in failed, spooled and logged."""
     service = make_service(database_url=sqlite_url)
-
-    def hook(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "poison" for row in rows):
-            raise SystemExit("the test ends the writer thread")
-
-    hooked_database.hook = staticmethod(hook)  # type: ignore[method-assign]
+    break_the_writer(monkeypatch)
     with capture_logs() as logs:
-        service.record("agent.failed", actor="poison")
-        assert call_bounded(service.flush, what="flush() with a dead writer") is False
-        service.record("agent.completed")
-        service.record("agent.completed")
+        accepted = record_until_refused(service)
         call_bounded(service.close, what="close() with a dead writer")
     stats = service.stats()
-    assert stats.enqueued == 3
+    assert stats.enqueued == accepted
     assert stats.written == 0
-    assert stats.failed == 3
-    logged = [log for log in logs if log["log_level"] in ("error", "critical")]
-    assert sum(log.get("count", 0) for log in logged) == 3
+    assert stats.failed == stats.spooled == accepted
+    logged = [log for log in logs if log["event"] == "audit_entries_failed"]
+    assert sum(log.get("count", 0) for log in logged) == accepted

@@ -336,14 +336,16 @@ NEW_VALUES: dict[str, st.SearchStrategy[Any]] = {
 # -- an untouched trail --------------------------------------------------------------------
 
 
+# Text record() takes for actor, resource and correlation_id: no lone surrogate, no NUL.
+entry_text = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 entries = st.lists(
     st.fixed_dictionaries(
         {
             "event_type": st.sampled_from(["tool.invoked", "llm.response", "session.started"]),
-            "actor": st.none() | st.text(st.characters(exclude_categories=["Cs"]), max_size=20),
-            "resource": st.none() | st.text(max_size=10),
+            "actor": st.none() | st.text(entry_text, max_size=20),
+            "resource": st.none() | st.text(entry_text, max_size=10),
             "details": json_details,
-            "correlation_id": st.none() | st.text(max_size=10),
+            "correlation_id": st.none() | st.text(entry_text, max_size=10),
         }
     ),
     max_size=12,

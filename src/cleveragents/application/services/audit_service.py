@@ -42,6 +42,7 @@ from cleveragents.domain.event_types import (
 )
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.limits import check_text, texts_fit
 from cleveragents.domain.redaction import Redactor
 from cleveragents.domain.replay import RejectedLine, ReplayReport
 from cleveragents.domain.stats import AuditStats
@@ -221,12 +222,17 @@ class AuditService:
         object is never changed. The returned entry holds the masked details.
 
         Raises:
-            ValueError: ``event_type`` is unknown, or a number in ``details`` is not finite.
+            ValueError: ``event_type`` is unknown, a number in ``details`` is not
+                finite, a string holds a lone surrogate, or a value is beyond the
+                limits of :mod:`cleveragents.domain.limits` (NUL or more than
+                ``MAX_TEXT_BYTES`` in ``actor``, ``resource``, ``correlation_id``;
+                ``details`` beyond ``MAX_DETAILS_BYTES`` or ``MAX_DETAILS_DEPTH``).
             TypeError: ``details`` is not a mapping of str keys to JSON values, or
                 ``actor``, ``resource`` or ``correlation_id`` is not a str.
             AuditQueueFullError: the queue is full and the overflow policy says not
                 to wait (longer); the entry is not recorded.
             AuditServiceClosedError: the service is closed.
+            AuditWriterError: the writer thread gave up after repeated failures.
         """
         kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
         if self._queue is not None:
@@ -286,17 +292,17 @@ class AuditService:
         if self._closed:
             raise AuditServiceClosedError("the audit service is closed; record() is refused")
         kind = coerce_event_type(event_type)
-        if not (
-            type(actor) in _PLAIN_TEXT
-            and type(resource) in _PLAIN_TEXT
-            and type(correlation_id) in _PLAIN_TEXT
-        ):
-            _check_text("actor", actor)
-            _check_text("resource", resource)
-            _check_text("correlation_id", correlation_id)
+        if not texts_fit(actor, resource, correlation_id):  # limits.py: type, size, NUL, UTF-8
+            check_text("actor", actor)
+            check_text("resource", resource)
+            check_text("correlation_id", correlation_id)
         details = with_current_span(details) if self._settings.audit_otel_context else details
         if self._redactor is not None:  # a masked copy; the caller's object is left alone
-            details = self._redactor.redact(details)
+            try:
+                details = self._redactor.redact(details)
+            except RecursionError:
+                encode_details(details)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
+                raise
         row: PartialRow = (  # the queue (or _write_now) adds writer_seq
             new_event_id(),
             kind.value,
@@ -828,9 +834,6 @@ def _close_sync_services() -> None:
 run_at_exit(_close_sync_services, priority=1)
 
 
-_PLAIN_TEXT = frozenset({str, type(None)})
-
-
 def _entry(
     entry_id: int, kind: AuditEventType, row: PartialRow, details: Mapping[str, Any] | None
 ) -> AuditLogEntry:
@@ -845,8 +848,3 @@ def _entry(
         row[5],
         row[6],
     )
-
-
-def _check_text(name: str, value: object) -> None:
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"{name} must be a str or None, not {type(value).__name__}")
