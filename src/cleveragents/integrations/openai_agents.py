@@ -63,7 +63,7 @@ try:
         TaskSpanData,
         TurnSpanData,
     )
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
+except ImportError as exc:
     raise ImportError(
         "cleveragents.integrations.openai_agents needs the OpenAI Agents SDK:"
         " pip install 'cleveragents-audit[openai-agents]'"
