@@ -47,6 +47,8 @@ def clip_text(value: object) -> str | None:
     """``value`` as text fit for ``actor``, ``resource`` or ``correlation_id`` (or None)."""
     if value is None:
         return None
+    if type(value) is str and value.isascii() and len(value) <= MAX_TEXT_BYTES:
+        return value.replace("\x00", "")  # the common case: nothing to clean or cut
     text = _clean(value if isinstance(value, str) else str(value)).replace("\x00", "")
     if len(text.encode("utf-8")) <= MAX_TEXT_BYTES:
         return text
@@ -57,8 +59,12 @@ def _convert(value: Any, depth: int) -> Any:
     kind = type(value)
     if value is None or kind is bool or kind is int:
         return value
-    if kind is str:
-        return _clip(value)
+    if kind is str:  # short ASCII holds nothing to clean or clip: the common case, kept as is
+        return value if value.isascii() and len(value) <= MAX_STRING_CHARS else _clip(value)
+    if (kind is dict or kind is list) and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
+        if kind is list:  # plain containers skip the isinstance checks below
+            return [_convert(item, depth + 1) for item in value]
+        return {_key(k): _convert(v, depth + 1) for k, v in value.items()}
     if isinstance(value, float):
         return float(value) if math.isfinite(value) else str(value)
     if isinstance(value, Enum):
@@ -77,7 +83,7 @@ def _convert(value: Any, depth: int) -> Any:
         return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
     if isinstance(value, Mapping):
         items = list(value.items())
-        converted = {_clip(str(k)): _convert(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        converted = {_key(k): _convert(v, depth + 1) for k, v in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
             converted["..."] = f"{len(items) - MAX_ITEMS} more items"
         return converted
@@ -94,6 +100,12 @@ def _convert(value: Any, depth: int) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return _convert(fields, depth + 1)
     return _clip(str(value))
+
+
+def _key(key: object) -> str:
+    if type(key) is str and key.isascii() and len(key) <= MAX_STRING_CHARS:
+        return key
+    return _clip(str(key))
 
 
 def _clip(text: str) -> str:
