@@ -15,7 +15,13 @@ from typing import Any, TypeVar
 
 import pytest
 
-from cleveragents import AuditEventType, AuditService, AuditServiceClosedError, Settings
+from cleveragents import (
+    AuditEventType,
+    AuditQueueFullError,
+    AuditService,
+    AuditServiceClosedError,
+    Settings,
+)
 from cleveragents.domain.entry import PENDING_ID
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, SQLiteWriteLock
@@ -358,3 +364,152 @@ def test_aclose_drains_without_freezing_the_loop(
     assert heartbeat.largest_gap_s < MAX_GAP_S, heartbeat.largest_gap_s
     with AuditService(Settings(database_url=sqlite_url)) as reader:
         assert [entry.details["i"] for entry in reader.query()] == [0, 1, 2]
+
+
+def test_tasks_waiting_for_room_leave_the_loops_executor_free(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """Many tasks waiting for room do not hold the loop's default executor.
+
+    asyncio runs ``to_thread`` and ``getaddrinfo`` (every new connection, to a model
+    API too) in that executor, which has few threads: were each waiting arecord()
+    to hold one, the whole runtime would stall with the database.
+    """
+    service = make_service(
+        database_url=sqlite_url,
+        audit_overflow="block",
+        audit_queue_maxsize=2,
+        audit_batch_size=1,
+    )
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+    tasks_count = 40  # more than any default executor's threads on a small machine
+    release = TimedRelease(sqlite_lock, LOCKED_S)
+
+    async def scenario() -> tuple[float, int]:
+        release.start()
+        tasks = [
+            asyncio.create_task(service.arecord("tool.invoked", details={"i": index}))
+            for index in range(tasks_count)
+        ]
+        await asyncio.sleep(0.2)  # the tasks have run to their wait for room
+        started = time.monotonic()
+        await asyncio.to_thread(time.monotonic)  # any use of the default executor
+        executor_wait_s = time.monotonic() - started
+        await asyncio.gather(*tasks)
+        assert await service.aflush(GENEROUS_S)
+        return executor_wait_s, sum(1 for task in tasks if task.done())
+
+    executor_wait_s, done = run(scenario)
+    assert executor_wait_s < 1.0, f"the default executor was busy for {executor_wait_s:.2f} s"
+    assert done == tasks_count
+    assert sorted(entry.details["i"] for entry in service.query()) == list(range(tasks_count))
+
+
+async def fill_until_waiting(service: AuditService) -> tuple[asyncio.Task[Any], int]:
+    """arecord() until one waits for room (the writer is stuck); that task and how many got in."""
+    for index in range(100):
+        task = asyncio.create_task(service.arecord("tool.invoked", details={"i": index}))
+        await asyncio.sleep(0.05)
+        if not task.done():
+            return task, index
+        task.result()
+    raise AssertionError("the queue never filled up")
+
+
+def test_arecord_with_overflow_raise_refuses_at_once(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """overflow='raise': a full queue makes arecord() raise AuditQueueFullError at the call."""
+    service = make_service(
+        database_url=sqlite_url, audit_overflow="raise", audit_queue_maxsize=1, audit_batch_size=1
+    )
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+
+    async def scenario() -> int:
+        for index in range(10):
+            try:
+                await service.arecord("tool.invoked", details={"i": index})
+            except AuditQueueFullError:
+                return index
+        raise AssertionError("arecord() never refused an entry")
+
+    accepted = run(scenario)
+    assert 1 <= accepted <= 2  # the queue holds one, the stuck writer one more
+    assert service.stats().rejected == 1
+    sqlite_lock.release()
+    assert service.flush(GENEROUS_S)
+    assert service.count() == accepted
+
+
+def test_arecord_with_a_block_timeout_gives_up_after_it(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """overflow='block' with audit_block_timeout: arecord() waits that long, then raises."""
+    service = make_service(
+        database_url=sqlite_url,
+        audit_queue_maxsize=1,
+        audit_batch_size=1,
+        audit_block_timeout=0.3,
+    )
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+    heartbeat = Heartbeat()
+
+    async def scenario() -> float:
+        heartbeat.start()
+        waiting, _ = await fill_until_waiting(service)
+        started = time.monotonic()
+        with pytest.raises(AuditQueueFullError, match=r"stayed full for 0\.3 s"):
+            await waiting
+        await heartbeat.stop()
+        return time.monotonic() - started
+
+    assert 0.2 <= run(scenario) < GENEROUS_S
+    assert heartbeat.largest_gap_s < MAX_GAP_S, heartbeat.largest_gap_s
+    assert service.stats().rejected == 1
+
+
+def test_a_task_cancelled_while_waiting_for_room_records_nothing(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """Cancelling an arecord() that waits for room leaves its entry out, and only it."""
+    service = make_service(database_url=sqlite_url, audit_queue_maxsize=1, audit_batch_size=1)
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+
+    async def scenario() -> int:
+        waiting, accepted = await fill_until_waiting(service)
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        return accepted
+
+    accepted = run(scenario)
+    sqlite_lock.release()
+    assert service.flush(GENEROUS_S)
+    assert [entry.details["i"] for entry in service.query()] == list(range(accepted))
+
+
+def test_closing_the_service_ends_a_wait_for_room(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """close() while arecord() waits for room: the wait ends with AuditServiceClosedError."""
+    service = make_service(
+        database_url=sqlite_url,
+        audit_queue_maxsize=1,
+        audit_batch_size=1,
+        audit_close_timeout_s=0.5,
+    )
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+
+    async def scenario() -> None:
+        waiting, _ = await fill_until_waiting(service)
+        await service.aclose()  # gives up on the stuck writer after 0.5 s, spools the queue
+        with pytest.raises(AuditServiceClosedError, match="closed while arecord"):
+            await waiting
+
+    run(scenario)
+    assert service.closed

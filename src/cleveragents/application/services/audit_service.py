@@ -76,6 +76,10 @@ _log = structlog.get_logger("cleveragents.audit")
 # While record() waits for room in a full queue, it looks this often whether the
 # writer is still alive and the service still open.
 _FULL_QUEUE_CHECK_S = 0.1
+# While arecord() waits for room it looks again after this pause, doubled each time up
+# to the second one: room is seen within milliseconds, and many waiting tasks stay cheap.
+_ROOM_POLL_FIRST_S = 0.001
+_ROOM_POLL_MAX_S = 0.020
 # Automatic checkpoints with a path and neither a count nor an interval: this often.
 DEFAULT_CHECKPOINT_EVERY = 10_000
 
@@ -254,18 +258,19 @@ class AuditService:
         The entry is checked in the caller's thread (the same errors as
         :meth:`record`, raised at the call). Asynchronous service with room in the
         queue: returns as :meth:`record` does, without a context switch. Queue full
-        with overflow ``block``: waits for room in a worker thread while the loop
-        runs on. Synchronous service: the INSERT + COMMIT runs in a worker thread.
+        with overflow ``block``: waits for room on the loop, looking again every few
+        milliseconds, holding no thread (the loop's default executor, which also
+        resolves host names, stays free). Synchronous service: the INSERT + COMMIT
+        runs in a worker thread.
 
-        A task cancelled while it waits for room may still have its entry recorded
-        (the waiting thread cannot be recalled); it is never recorded twice.
+        A task cancelled while it waits for room records nothing.
         """
         kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
         if self._queue is not None:
             try:
                 self._queue.put_nowait(row)
             except queue.Full:
-                await asyncio.to_thread(self._put_when_full, row)
+                await self._aput_when_full(row)
             if self._closed:
                 self._spool_if_orphaned()
             entry_id = PENDING_ID
@@ -335,6 +340,32 @@ class AuditService:
                     ) from None
                 if not writer.is_alive():
                     self._reject(row, "the audit queue is full and its writer is not running")
+
+    async def _aput_when_full(self, row: PartialRow) -> None:
+        """:meth:`_put_when_full` for :meth:`arecord`: waits on the loop, not in a thread."""
+        entries, writer = self._queue, self._writer
+        assert entries is not None
+        assert writer is not None
+        if self._settings.audit_overflow == "raise":
+            self._reject(row, "the audit queue is full")
+        timeout = self._settings.audit_block_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _ROOM_POLL_FIRST_S
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                entries.put_nowait(row)
+                return
+            except queue.Full:
+                pause = min(pause * 2, _ROOM_POLL_MAX_S)
+            if self._closed:
+                raise AuditServiceClosedError(
+                    "the audit service was closed while arecord() waited for room"
+                )
+            if not writer.is_alive():
+                self._reject(row, "the audit queue is full and its writer is not running")
+            if deadline is not None and time.monotonic() >= deadline:
+                self._reject(row, f"the audit queue stayed full for {timeout} s")
 
     def _spool_if_orphaned(self) -> None:
         """After a record() that raced close(): if no writer will take the entry, spool it.
