@@ -6,6 +6,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -405,6 +406,19 @@ def test_a_nested_span_writes_the_tool_invocation_first(
         "tool.completed",
         "chain.completed",
     ]
+
+
+def test_values_that_are_not_json_are_converted_not_lost(
+    audit: AuditService, processor: AuditTracingProcessor
+) -> None:
+    """A tool output with a time and bytes is stored as ISO text and base64; odd input kept."""
+    with trace("Conversions") as run, function_span("export", input="not json {") as tool:
+        tool.span_data.output = {"at": datetime(2026, 1, 2, 3, 4, tzinfo=UTC), "raw": b"\x00\x01"}
+
+    entries = trail(audit, run.trace_id)
+    assert entries[1].details["input"] == "not json {"
+    assert entries[2].details["output"] == {"at": "2026-01-02T03:04:00+00:00", "raw": "AAE="}
+    assert audit.stats().adapter_failed == 0
 
 
 def test_the_processor_wants_an_audit_service() -> None:

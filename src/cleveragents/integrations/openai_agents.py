@@ -110,12 +110,7 @@ class AuditTracingProcessor(TracingProcessor):
                 "group_id": getattr(trace, "group_id", None),
                 "metadata": getattr(trace, "metadata", None),
             }
-            self._recorder.record(
-                _E.CHAIN_STARTED,
-                resource=trace.name,
-                details=details,
-                correlation_id=trace.trace_id,
-            )
+            self._record(_E.CHAIN_STARTED, None, trace.name, details, trace.trace_id)
         except Exception as exc:
             self._failed(exc, _E.CHAIN_STARTED)
 
@@ -123,12 +118,9 @@ class AuditTracingProcessor(TracingProcessor):
         """``chain.completed``, or ``chain.failed`` when an agent or the run's task failed."""
         try:
             error = self._trace_errors.pop(trace.trace_id, None)
-            self._recorder.record(
-                _E.CHAIN_COMPLETED if error is None else _E.CHAIN_FAILED,
-                resource=trace.name,
-                details={} if error is None else {"error": error},
-                correlation_id=trace.trace_id,
-            )
+            event = _E.CHAIN_COMPLETED if error is None else _E.CHAIN_FAILED
+            details = {} if error is None else {"error": error}
+            self._record(event, None, trace.name, details, trace.trace_id)
         except Exception as exc:
             self._failed(exc, _E.CHAIN_COMPLETED)
 
@@ -262,18 +254,44 @@ class AuditTracingProcessor(TracingProcessor):
         event_type: AuditEventType,
         span: Span[Any],
         actor: str | None,
-        resource: object,
+        resource: str | None,
         details: dict[str, Any],
     ) -> None:
         details["span_id"] = span.span_id
         details["parent_id"] = span.parent_id
-        self._recorder.record(
-            event_type,
-            actor=actor,
-            resource=resource,
-            details=details,
-            correlation_id=span.trace_id,
-        )
+        self._record(event_type, actor, resource, details, span.trace_id)
+
+    def _record(
+        self,
+        event_type: AuditEventType,
+        actor: str | None,
+        resource: str | None,
+        details: dict[str, Any],
+        correlation_id: str,
+    ) -> None:
+        """Record the values as they are; converted (made JSON, clipped) if record() refuses them.
+
+        The SDK's span data is JSON already (its own exporter sends it as such), so
+        the conversion is rarely needed: trying without it first is the fast path.
+        record() checks everything before it queues anything, so a refusal records
+        nothing and the second try cannot record twice.
+        """
+        try:
+            self._recorder.audit.record(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
+        except (TypeError, ValueError):  # not JSON, too long or too big: convert, then record
+            self._recorder.record(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
 
     def _failed(self, exc: BaseException, event_type: AuditEventType | None) -> None:
         with contextlib.suppress(Exception):
