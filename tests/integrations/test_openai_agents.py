@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ from tests.integrations.agents_fakes import (
     answer,
     call,
 )
+from tests.support import GENEROUS_S
 
 #: A secret the model passes to a tool; it must be stored nowhere.
 SECRET = "sk-live0123456789abcdefghijklmnop"
@@ -186,6 +188,33 @@ def test_a_run_with_a_tool_a_guardrail_and_a_handoff_is_recorded_exactly(
     stored = orjson.dumps([entry.details for entry in entries]).decode()
     assert SECRET not in stored
     assert audit.stats().adapter_failed == 0
+
+
+def test_concurrent_runs_in_threads_keep_their_entries_apart(
+    audit: AuditService, processor: AuditTracingProcessor
+) -> None:
+    """Four runs at once, one per thread: each trace holds exactly its own run's entries."""
+    trace_ids = [gen_trace_id() for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def one_run(trace_id: str) -> None:
+        triage, _, _ = support_desk()
+        config = RunConfig(workflow_name="Support desk", trace_id=trace_id)
+        try:
+            Runner.run_sync(triage, "Is my invoice paid?", run_config=config)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_run, args=(trace_id,)) for trace_id in trace_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(GENEROUS_S)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    for trace_id in trace_ids:
+        assert shape(trail(audit, trace_id)) == SUPPORT_DESK_SHAPE
+    assert audit.count() == 4 * len(SUPPORT_DESK_SHAPE)
 
 
 def test_run_sync_with_a_triggered_guardrail_records_the_failure(
