@@ -33,6 +33,7 @@ from agents.tracing import (
 )
 from openai.types.responses import Response, ResponseUsage
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+from structlog.testing import capture_logs
 
 from cleveragents import AuditEventType, AuditService
 from cleveragents.domain.entry import AuditLogEntry
@@ -408,11 +409,24 @@ def test_after_the_service_is_closed_the_run_goes_on_and_the_losses_are_counted(
     audit.close()
     model = ScriptedModel([[answer("fine")]])
 
-    result = Runner.run_sync(Agent(name="Solo", model=model), "hello")
+    with capture_logs() as logs:
+        result = Runner.run_sync(Agent(name="Solo", model=model), "hello")
 
     assert result.final_output == "fine"
     # chain.started, agent.started, llm.request, llm.response, agent.completed, chain.completed
     assert audit.stats().adapter_failed == 6
+    failures = [log for log in logs if log["event"] == "audit_adapter_failed"]
+    assert [log["event_type"] for log in failures] == [
+        "chain.started",
+        "agent.started",
+        "llm.request",
+        "llm.response",
+        "agent.completed",
+        "chain.completed",
+    ]
+    assert {log["adapter"] for log in failures} == {"openai-agents"}
+    assert {log["log_level"] for log in failures} == {"error"}
+    assert "AuditServiceClosedError" in failures[0]["error"]
     processor.shutdown()  # a closed service: nothing to flush, no error
 
 

@@ -292,6 +292,8 @@ class AuditTracingProcessor(TracingProcessor):
                 details=details,
                 correlation_id=correlation_id,
             )
+        except Exception as exc:  # closed, queue full, the database: logged and counted
+            self._failed(exc, event_type)
 
     def _failed(self, exc: BaseException, event_type: AuditEventType | None) -> None:
         with contextlib.suppress(Exception):
