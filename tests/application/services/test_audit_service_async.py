@@ -513,3 +513,31 @@ def test_closing_the_service_ends_a_wait_for_room(
 
     run(scenario)
     assert service.closed
+
+
+def test_sync_writes_waiting_for_the_database_leave_the_loops_executor_free(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """A synchronous service's arecord() calls wait in its own thread, not the loop's executor."""
+    service = make_service(database_url=sqlite_url, audit_async=False)
+    sqlite_lock.acquire()
+    tasks_count = 40
+    release = TimedRelease(sqlite_lock, LOCKED_S)
+
+    async def scenario() -> float:
+        release.start()
+        tasks = [
+            asyncio.create_task(service.arecord("tool.invoked", details={"i": index}))
+            for index in range(tasks_count)
+        ]
+        await asyncio.sleep(0.2)  # the first INSERT waits for the lock, the rest for it
+        started = time.monotonic()
+        await asyncio.to_thread(time.monotonic)  # any use of the default executor
+        executor_wait_s = time.monotonic() - started
+        entries = await asyncio.gather(*tasks)
+        assert all(entry.id > 0 for entry in entries)
+        return executor_wait_s
+
+    executor_wait_s = run(scenario)
+    assert executor_wait_s < 1.0, f"the default executor was busy for {executor_wait_s:.2f} s"
+    assert sorted(entry.details["i"] for entry in service.query()) == list(range(tasks_count))

@@ -8,12 +8,14 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -107,6 +109,9 @@ class AuditService:
         self._sync_written = 0
         self._sync_failed = 0
         self._adapter_failed = 0
+        # arecord() on a synchronous service: its INSERT runs in this thread of the
+        # service's own, not in the loop's default executor (made on first use).
+        self._arecord_writes: ThreadPoolExecutor | None = None
         # Synchronous writes: writer_seq is taken and the row committed under this lock,
         # so the database sees this writer's rows in writer_seq order.
         self._sync_lock = threading.Lock()
@@ -183,6 +188,7 @@ class AuditService:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._identity = self._identity.forked()
+        self._arecord_writes = None  # the parent's thread is not in the child
         self._sync_writer_seq = 0
         self._sync_written = self._sync_failed = 0  # the child's own totals
         assert self._database is not None
@@ -261,7 +267,7 @@ class AuditService:
         with overflow ``block``: waits for room on the loop, looking again every few
         milliseconds, holding no thread (the loop's default executor, which also
         resolves host names, stays free). Synchronous service: the INSERT + COMMIT
-        runs in a worker thread.
+        runs in a worker thread of the service's own.
 
         A task cancelled while it waits for room records nothing.
         """
@@ -275,8 +281,26 @@ class AuditService:
                 self._spool_if_orphaned()
             entry_id = PENDING_ID
         else:
-            entry_id = await asyncio.to_thread(self._write_now, row)
+            entry_id = await self._write_in_worker(row)
         return _entry(entry_id, kind, row, masked)
+
+    async def _write_in_worker(self, row: PartialRow) -> int:
+        """:meth:`_write_now` in the service's own worker thread (one: writes are serial).
+
+        Not in the loop's default executor: a stuck database would hold its few
+        threads, which asyncio also needs (``to_thread``, ``getaddrinfo``).
+        """
+        with self._lock:
+            if self._closed:
+                raise AuditServiceClosedError("the audit service is closed; record() is refused")
+            if self._arecord_writes is None:
+                self._arecord_writes = ThreadPoolExecutor(
+                    1, thread_name_prefix="cleveragents-audit-arecord"
+                )
+            writes = self._arecord_writes
+            # Under the lock, so close() cannot shut the thread down in between.
+            future = writes.submit(contextvars.copy_context().run, self._write_now, row)
+        return await asyncio.wrap_future(future)
 
     def _prepare(
         self,
@@ -514,6 +538,8 @@ class AuditService:
                 return
             self._closed = True
         _open_services.discard(self)
+        if self._arecord_writes is not None:
+            self._arecord_writes.shutdown(wait=False)  # after the writes already submitted
         if self._writer is None:
             self._close_sync_account()
         else:
