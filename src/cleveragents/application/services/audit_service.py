@@ -109,7 +109,7 @@ class AuditService:
         self._sync_written = 0
         self._sync_failed = 0
         self._adapter_failed = 0
-        # arecord() on a synchronous service: its INSERT runs in this thread of the
+        # arecord() on a synchronous service: its INSERT runs in a thread of the
         # service's own, not in the loop's default executor (made on first use).
         self._arecord_writes: ThreadPoolExecutor | None = None
         # Synchronous writes: writer_seq is taken and the row committed under this lock,
