@@ -135,7 +135,7 @@ def _convert(value: Any, depth: int) -> Any:
         return f"<{type(value).__name__} nested deeper than {_MAX_DEPTH} levels>"
     if isinstance(value, Mapping):
         items = list(value.items())
-        converted = {_clip(str(k)): _convert(v, depth + 1) for k, v in items[:MAX_ITEMS]}
+        converted = {_key(k): _convert(v, depth + 1) for k, v in items[:MAX_ITEMS]}
         if len(items) > MAX_ITEMS:
             converted["..."] = f"{len(items) - MAX_ITEMS} more items"
         return converted
@@ -152,6 +152,12 @@ def _convert(value: Any, depth: int) -> Any:
         fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
         return _convert(fields, depth + 1)
     return _clip(str(value))
+
+
+def _key(key: object) -> str:
+    if type(key) is str and key.isascii() and len(key) <= MAX_STRING_CHARS:
+        return key
+    return _clip(str(key))
 
 
 def _clip(text: str) -> str:

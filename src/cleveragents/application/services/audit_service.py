@@ -8,12 +8,14 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import queue
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,6 +80,10 @@ _log = structlog.get_logger("cleveragents.audit")
 # While record() waits for room in a full queue, it looks this often whether the
 # writer is still alive and the service still open.
 _FULL_QUEUE_CHECK_S = 0.1
+# While arecord() waits for room it looks again after this pause, doubled each time up
+# to the second one: room is seen within milliseconds, and many waiting tasks stay cheap.
+_ROOM_POLL_FIRST_S = 0.001
+_ROOM_POLL_MAX_S = 0.020
 # Automatic checkpoints with a path and neither a count nor an interval: this often.
 DEFAULT_CHECKPOINT_EVERY = 10_000
 
@@ -105,6 +111,9 @@ class AuditService:
         self._sync_written = 0
         self._sync_failed = 0
         self._adapter_failed = 0
+        # arecord() on a synchronous service: its INSERT runs in a thread of the
+        # service's own, not in the loop's default executor (made on first use).
+        self._arecord_writes: ThreadPoolExecutor | None = None
         # Synchronous writes: writer_seq is taken and the row committed under this lock,
         # so the database sees this writer's rows in writer_seq order.
         self._sync_lock = threading.Lock()
@@ -181,6 +190,7 @@ class AuditService:
         self._lock = threading.Lock()
         self._sync_lock = threading.Lock()
         self._identity = self._identity.forked()
+        self._arecord_writes = None  # the parent's thread is not in the child
         self._sync_writer_seq = 0
         self._sync_written = self._sync_failed = 0  # the child's own totals
         assert self._database is not None
@@ -261,24 +271,43 @@ class AuditService:
         The entry is checked in the caller's thread (the same errors as
         :meth:`record`, raised at the call). Asynchronous service with room in the
         queue: returns as :meth:`record` does, without a context switch. Queue full
-        with overflow ``block``: waits for room in a worker thread while the loop
-        runs on. Synchronous service: the INSERT + COMMIT runs in a worker thread.
+        with overflow ``block``: waits for room on the loop, looking again every few
+        milliseconds, holding no thread (the loop's default executor, which also
+        resolves host names, stays free). Synchronous service: the INSERT + COMMIT
+        runs in a worker thread of the service's own.
 
-        A task cancelled while it waits for room may still have its entry recorded
-        (the waiting thread cannot be recalled); it is never recorded twice.
+        A task cancelled while it waits for room records nothing.
         """
         kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
         if self._queue is not None:
             try:
                 self._queue.put_nowait(row)
             except queue.Full:
-                await asyncio.to_thread(self._put_when_full, row)
+                await self._aput_when_full(row)
             if self._closed:
                 self._spool_if_orphaned()
             entry_id = PENDING_ID
         else:
-            entry_id = await asyncio.to_thread(self._write_now, row)
+            entry_id = await self._write_in_worker(row)
         return _entry(entry_id, kind, row, masked)
+
+    async def _write_in_worker(self, row: PartialRow) -> int:
+        """:meth:`_write_now` in the service's own worker thread (one: writes are serial).
+
+        Not in the loop's default executor: a stuck database would hold its few
+        threads, which asyncio also needs (``to_thread``, ``getaddrinfo``).
+        """
+        with self._lock:
+            if self._closed:
+                raise AuditServiceClosedError("the audit service is closed; record() is refused")
+            if self._arecord_writes is None:
+                self._arecord_writes = ThreadPoolExecutor(
+                    1, thread_name_prefix="cleveragents-audit-arecord"
+                )
+            writes = self._arecord_writes
+            # Under the lock, so close() cannot shut the thread down in between.
+            future = writes.submit(contextvars.copy_context().run, self._write_now, row)
+        return await asyncio.wrap_future(future)
 
     def _prepare(
         self,
@@ -343,6 +372,32 @@ class AuditService:
                     ) from None
                 if not writer.is_alive():
                     self._reject(row, "the audit queue is full and its writer is not running")
+
+    async def _aput_when_full(self, row: PartialRow) -> None:
+        """:meth:`_put_when_full` for :meth:`arecord`: waits on the loop, not in a thread."""
+        entries, writer = self._queue, self._writer
+        assert entries is not None
+        assert writer is not None
+        if self._settings.audit_overflow == "raise":
+            self._reject(row, "the audit queue is full")
+        timeout = self._settings.audit_block_timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        pause = _ROOM_POLL_FIRST_S
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                entries.put_nowait(row)
+                return
+            except queue.Full:
+                pause = min(pause * 2, _ROOM_POLL_MAX_S)
+            if self._closed:
+                raise AuditServiceClosedError(
+                    "the audit service was closed while arecord() waited for room"
+                )
+            if not writer.is_alive():
+                self._reject(row, "the audit queue is full and its writer is not running")
+            if deadline is not None and time.monotonic() >= deadline:
+                self._reject(row, f"the audit queue stayed full for {timeout} s")
 
     def _spool_if_orphaned(self) -> None:
         """After a record() that raced close(): if no writer will take the entry, spool it.
@@ -491,6 +546,8 @@ class AuditService:
                 return
             self._closed = True
         _open_services.discard(self)
+        if self._arecord_writes is not None:
+            self._arecord_writes.shutdown(wait=False)  # after the writes already submitted
         if self._writer is None:
             self._close_sync_account()
         else:
