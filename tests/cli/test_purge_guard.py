@@ -173,3 +173,28 @@ def test_yes_or_no_minimum_age_purges_young_entries_too(
     assert entry["details"]["count"] == OLD + RECENT
     report = verify_url(url)
     assert (report.status, report.entries, report.first_seq) == (VerifyStatus.INTACT, 1, 10)
+
+
+def test_min_age_zero_also_takes_entries_stamped_ahead_of_this_clock(
+    database_url: str, cli: Callable[..., Exited]
+) -> None:
+    """--min-age 0 guards nothing: entries a skewed host stamped in the future go too."""
+    ahead = datetime.now(UTC) + timedelta(minutes=5)
+    entries(database_url, [T0, ahead])
+    cut = (ahead + timedelta(seconds=1)).isoformat()
+    dry = cli(
+        "purge",
+        "--before",
+        cut,
+        "--dry-run",
+        "--json",
+        "--min-age",
+        "0",
+        "--database-url",
+        database_url,
+    )
+    assert dry.code == 0, dry.stderr
+    assert orjson.loads(dry.stdout)["younger_than_min_age"] == 0
+    done = cli("purge", "--before", cut, "--min-age", "0", "--database-url", database_url)
+    assert done.code == 0, done.stderr
+    assert stored(database_url)[0] == 1  # only the retention.purged declaration is left

@@ -249,15 +249,19 @@ def purge(
     """
     now = datetime.now(UTC)
     moment = parse_time(before, "--before", now=now)
-    protect = _protect_since(now, parse_duration(min_age, "--min-age"))
+    age = parse_duration(min_age, "--min-age")
+    guard_off = age == timedelta(0)  # --min-age 0: no entry is too young, clocks skewed or not
+    protect = _protect_since(now, age)
     database = open_trail(database_url, appends=not dry_run)
     try:
         if dry_run:
             _print_preview(
-                trail.preview_purge(database, moment, recent_since=protect), yes, as_json
+                trail.preview_purge(database, moment, recent_since=None if guard_off else protect),
+                yes,
+                as_json,
             )
             return
-        report = trail.purge(database, moment, protect_since=None if yes else protect)
+        report = trail.purge(database, moment, protect_since=None if yes or guard_off else protect)
     except trail.PurgeRefusedError as exc:
         raise CliError(
             f"--before {before} would remove {exc.preview.recent:,} entries younger than "

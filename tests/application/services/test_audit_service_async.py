@@ -257,8 +257,8 @@ def test_arecord_waits_for_room_without_freezing_the_loop(
     """overflow='block', tiny queue, database locked 3 s: 10 arecord() calls never stall the loop.
 
     The issue's case: record() froze the loop for 3.05 s. arecord() waits for room
-    in a worker thread, so the heartbeat keeps its 10 ms; all 10 entries are
-    committed once the lock is released.
+    on the loop (looking again every few ms), so the heartbeat keeps its 10 ms; all
+    10 entries are committed once the lock is released.
     """
     maxsize = 2
     service = make_service(
@@ -392,7 +392,8 @@ def test_tasks_waiting_for_room_leave_the_loops_executor_free(
             asyncio.create_task(service.arecord("tool.invoked", details={"i": index}))
             for index in range(tasks_count)
         ]
-        await asyncio.sleep(0.2)  # the tasks have run to their wait for room
+        for _ in range(3):  # each task runs up to its wait for room
+            await asyncio.sleep(0)
         started = time.monotonic()
         await asyncio.to_thread(time.monotonic)  # any use of the default executor
         executor_wait_s = time.monotonic() - started
@@ -530,7 +531,8 @@ def test_sync_writes_waiting_for_the_database_leave_the_loops_executor_free(
             asyncio.create_task(service.arecord("tool.invoked", details={"i": index}))
             for index in range(tasks_count)
         ]
-        await asyncio.sleep(0.2)  # the first INSERT waits for the lock, the rest for it
+        for _ in range(3):  # each task hands its INSERT to the service's thread
+            await asyncio.sleep(0)
         started = time.monotonic()
         await asyncio.to_thread(time.monotonic)  # any use of the default executor
         executor_wait_s = time.monotonic() - started
@@ -541,3 +543,40 @@ def test_sync_writes_waiting_for_the_database_leave_the_loops_executor_free(
     executor_wait_s = run(scenario)
     assert executor_wait_s < 1.0, f"the default executor was busy for {executor_wait_s:.2f} s"
     assert sorted(entry.details["i"] for entry in service.query()) == list(range(tasks_count))
+
+
+def test_aflush_and_aclose_leave_the_loops_executor_free(
+    make_service: MakeService, sqlite_url: str
+) -> None:
+    """aflush() and aclose() finish while every thread of the loop's default executor is busy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    service = make_service(database_url=sqlite_url)
+    busy = threading.Event()
+    release = threading.Event()
+
+    def occupy() -> None:
+        busy.set()
+        release.wait(GENEROUS_S)
+
+    async def scenario() -> bool:
+        loop = asyncio.get_running_loop()
+        loop.set_default_executor(ThreadPoolExecutor(1))
+        occupied = loop.run_in_executor(None, occupy)
+        try:
+            deadline = time.monotonic() + GENEROUS_S
+            while not busy.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.001)  # the executor's only thread is taken
+            assert busy.is_set()
+            await service.arecord("tool.invoked", details={"i": 1})
+            flushed = await asyncio.wait_for(service.aflush(GENEROUS_S), GENEROUS_S)
+            await asyncio.wait_for(service.aclose(), GENEROUS_S)
+            return flushed
+        finally:
+            release.set()
+            await occupied
+
+    assert run(scenario)
+    assert service.closed
+    with AuditService(Settings(database_url=sqlite_url)) as reader:
+        assert reader.count() == 1

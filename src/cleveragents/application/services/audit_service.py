@@ -8,6 +8,7 @@ An entry's way: ``ReactiveEventBus.emit`` -> the handler from :meth:`AuditServic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import queue
@@ -20,7 +21,7 @@ from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import structlog
 from sqlalchemy import Connection
@@ -528,12 +529,18 @@ class AuditService:
         return self._writer.flush(timeout)
 
     async def aflush(self, timeout: float | None = None) -> bool:
-        """:meth:`flush` for asyncio code: waits in a worker thread, never on the loop."""
-        return await asyncio.to_thread(self.flush, timeout)
+        """:meth:`flush` for asyncio code: waits in a thread of its own, never on the loop.
+
+        Not in the loop's default executor, whose few threads a stuck database would hold.
+        """
+        return await _in_own_thread("cleveragents-audit-aflush", self.flush, timeout)
 
     async def aclose(self) -> None:
-        """:meth:`close` for asyncio code: drains in a worker thread, never on the loop."""
-        await asyncio.to_thread(self.close)
+        """:meth:`close` for asyncio code: drains in a thread of its own, never on the loop.
+
+        A task cancelled while it waits leaves the close to finish in that thread.
+        """
+        await _in_own_thread("cleveragents-audit-aclose", self.close)
 
     def close(self) -> None:
         """Flush, stop the writer and dispose what the service owns. Idempotent.
@@ -905,3 +912,34 @@ def _entry(
         row[5],
         row[6],
     )
+
+
+_T = TypeVar("_T")
+
+
+async def _in_own_thread(name: str, call: Callable[..., _T], *args: object) -> _T:
+    """Run ``call(*args)`` in a new daemon thread and await its result on the running loop."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[_T] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(outcome: tuple[_T, None] | tuple[None, BaseException]) -> None:
+        if done.cancelled():
+            return
+        result, error = outcome
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        outcome: tuple[_T, None] | tuple[None, BaseException]
+        try:
+            outcome = (context.run(call, *args), None)
+        except BaseException as exc:
+            outcome = (None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits
+            loop.call_soon_threadsafe(settle, outcome)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return await done
