@@ -389,6 +389,37 @@ def test_spans_on_the_audit_writer_thread_are_never_recorded(
     assert len(run.exporter.get_finished_spans()) == 2
 
 
+def test_a_synchronous_services_own_database_spans_are_never_recorded(
+    make_service: MakeService, database_url: str
+) -> None:
+    """all_spans with a synchronous service and an instrumented driver: no re-entry, no hang."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    audit = make_service(database_url=database_url, audit_async=False)
+    run = Traced(audit, AuditSpanProcessor(audit, all_spans=True))
+
+    def traced_statement(*_: Any) -> None:  # what an instrumented driver does per statement
+        with run.tracer.start_as_current_span("SQL"):
+            pass
+
+    event.listen(Engine, "before_cursor_execute", traced_statement)
+    try:
+        recording = threading.Thread(
+            target=audit.record,
+            args=("tool.invoked",),
+            kwargs={"details": {"n": 1}},
+            daemon=True,  # were it to deadlock, it must not hold the test run's exit
+        )
+        recording.start()
+        recording.join(FLUSH_S)
+        assert not recording.is_alive(), "record() re-entered itself through its own spans"
+    finally:
+        event.remove(Engine, "before_cursor_execute", traced_statement)
+        run.provider.shutdown()
+    assert [e.event_type.value for e in audit.query()] == ["tool.invoked"]
+
+
 def test_the_actor_is_the_service_name_or_the_one_given(traced: Callable[..., Traced]) -> None:
     """The resource's service.name is the actor; actor= wins; the SDK's default names none."""
     named = traced(resource=Resource.create({"service.name": "support-bot"}))

@@ -14,10 +14,18 @@ details that are not a mapping (``record()``'s validation rejects those as usual
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["OTEL_DETAILS_KEY", "current_span_ids", "with_current_span"]
+__all__ = [
+    "OTEL_DETAILS_KEY",
+    "audit_io",
+    "current_span_ids",
+    "in_audit_io",
+    "with_current_span",
+]
 
 #: The key of ``details`` that holds the current span's ids.
 OTEL_DETAILS_KEY = "otel"
@@ -77,3 +85,27 @@ def _find_get_current_span() -> Callable[[], Any] | None:
     if callable(found):
         _get_current_span = found
     return _get_current_span
+
+
+_io = threading.local()
+
+
+@contextmanager
+def audit_io() -> Iterator[None]:
+    """Mark this thread as writing the trail itself (a synchronous ``record()``).
+
+    Spans made meanwhile (an instrumented database driver) are the trail's own
+    I/O: :func:`in_audit_io` tells span processors not to audit them, which would
+    re-enter ``record()`` from inside its own write.
+    """
+    previous = getattr(_io, "active", False)
+    _io.active = True
+    try:
+        yield
+    finally:
+        _io.active = previous
+
+
+def in_audit_io() -> bool:
+    """True while this thread is inside :func:`audit_io`."""
+    return bool(getattr(_io, "active", False))

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any, Final, NamedTuple
 import orjson
 
 from cleveragents.domain.event_types import AuditEventType
+from cleveragents.infrastructure.trace_context import in_audit_io
 from cleveragents.integrations._support import AdapterRecorder
 
 try:
@@ -296,7 +297,11 @@ class AuditSpanProcessor(SpanProcessor):
             return _AGENT
         if "gen_ai.request.model" in attributes or "gen_ai.system" in attributes:
             return _LLM
-        if self._all_spans and threading.current_thread().name != _WRITER_THREAD_NAME:
+        if (
+            self._all_spans
+            and threading.current_thread().name != _WRITER_THREAD_NAME
+            and not in_audit_io()  # a synchronous record()'s own write
+        ):
             return _CHAIN
         return None
 

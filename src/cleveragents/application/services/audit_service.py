@@ -65,7 +65,7 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.verify import verify_chain
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
-from cleveragents.infrastructure.trace_context import with_current_span
+from cleveragents.infrastructure.trace_context import audit_io, with_current_span
 from cleveragents.infrastructure.writer import (
     AuditQueue,
     AuditWriter,
@@ -461,11 +461,12 @@ class AuditService:
         """Commit ``row`` with the next writer_seq (taken only if the commit succeeds)."""
         writer_seq = self._sync_writer_seq + 1
         full: EntryRow = (*row, writer_seq)
-        if self._session is not None:
-            entry_id = insert_one(self._session, full, hmac_key=self._hmac_key)
-        else:
-            assert self._database is not None
-            entry_id = self._database.write_one(full)
+        with audit_io():  # spans of this write are the trail's own, never audited
+            if self._session is not None:
+                entry_id = insert_one(self._session, full, hmac_key=self._hmac_key)
+            else:
+                assert self._database is not None
+                entry_id = self._database.write_one(full)
         self._sync_writer_seq = writer_seq
         return entry_id
 
