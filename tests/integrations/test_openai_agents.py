@@ -23,6 +23,7 @@ from agents import (
     input_guardrail,
 )
 from agents.tracing import (
+    agent_span,
     custom_span,
     function_span,
     gen_trace_id,
@@ -400,6 +401,26 @@ def test_shutdown_writes_pending_tool_calls_and_flushes_but_never_closes(
     assert entries[1].details["input"] == {"q": 1}
     assert not audit.closed
     audit.record("session.ended")  # still open
+
+
+def test_spans_that_never_end_are_written_and_forgotten_at_the_trace_end(
+    audit: AuditService, processor: AuditTracingProcessor
+) -> None:
+    """A cancelled run's unfinished agent and tool spans: tool.invoked kept, nothing remembered."""
+    with trace("Cancelled") as run:
+        agent = agent_span("support")
+        agent.start()
+        tool = function_span("slow_tool", input='{"q": 1}')
+        tool.start()
+        assert processor.open_spans() == 2
+    assert processor.open_spans() == 0
+    entries = trail(audit, run.trace_id)
+    assert [entry.event_type.value for entry in entries] == [
+        "chain.started",
+        "agent.started",
+        "tool.invoked",
+        "chain.completed",
+    ]
 
 
 def test_after_the_service_is_closed_the_run_goes_on_and_the_losses_are_counted(

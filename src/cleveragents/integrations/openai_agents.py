@@ -100,6 +100,9 @@ class AuditTracingProcessor(TracingProcessor):
         self._agent_errors: dict[str, Any] = {}
         # Traces with a failed agent or task: trace id -> the first error.
         self._trace_errors: dict[str, Any] = {}
+        # The agent and turn spans of each open trace, forgotten at its end even if a
+        # span never ended (a cancelled run): trace id -> span ids.
+        self._trace_spans: dict[str, list[str]] = {}
 
     # -- traces --------------------------------------------------------------------------
 
@@ -117,6 +120,7 @@ class AuditTracingProcessor(TracingProcessor):
     def on_trace_end(self, trace: Trace) -> None:
         """``chain.completed``, or ``chain.failed`` when an agent or the run's task failed."""
         try:
+            self._forget_trace(trace.trace_id)
             error = self._trace_errors.pop(trace.trace_id, None)
             event = _E.CHAIN_COMPLETED if error is None else _E.CHAIN_FAILED
             details = {} if error is None else {"error": error}
@@ -136,9 +140,11 @@ class AuditTracingProcessor(TracingProcessor):
             kind = type(data)
             if kind is AgentSpanData:
                 self._agents[span.span_id] = data.name
+                self._trace_spans.setdefault(span.trace_id, []).append(span.span_id)
                 self._span(_E.AGENT_STARTED, span, data.name, data.name, {})
             elif kind is TurnSpanData:
                 self._agents[span.span_id] = data.agent_name
+                self._trace_spans.setdefault(span.trace_id, []).append(span.span_id)
             elif kind is GenerationSpanData:
                 config = {"model": data.model, "model_config": data.model_config}
                 self._span(_E.LLM_REQUEST, span, self._actor(span), data.model, config)
@@ -232,6 +238,15 @@ class AuditTracingProcessor(TracingProcessor):
         event = _E.TOOL_COMPLETED if span.error is None else _E.TOOL_FAILED
         self._span(event, span, self._actor(span), data.name, _ended(span, details))
 
+    def _forget_trace(self, trace_id: str) -> None:
+        """At a trace's end: write its tool calls still waiting, forget its open spans."""
+        for span_id, span in list(self._pending_tools.items()):
+            if span.trace_id == trace_id:
+                self._tool_invoked(span_id)
+        for span_id in self._trace_spans.pop(trace_id, ()):
+            self._agents.pop(span_id, None)
+            self._agent_errors.pop(span_id, None)
+
     def _tool_invoked(self, span_id: str) -> None:
         """``tool.invoked`` for a function span still waiting for it (at most once)."""
         span = self._pending_tools.pop(span_id, None)
@@ -302,6 +317,10 @@ class AuditTracingProcessor(TracingProcessor):
             )
 
     # -- lifecycle -----------------------------------------------------------------------
+
+    def open_spans(self) -> int:
+        """How many agent, turn and tool spans the processor remembers now (started, not ended)."""
+        return len(self._agents) + len(self._pending_tools)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Write the tool calls still waiting for ``tool.invoked``, then flush the service.
