@@ -275,6 +275,37 @@ class AdapterRecorder:
             return False
         return True
 
+    async def arecord_json(
+        self,
+        event_type: AuditEventType,
+        *,
+        actor: str | None = None,
+        resource: str | None = None,
+        details: Mapping[str, Any],
+        correlation_id: str | None = None,
+    ) -> bool:
+        """:meth:`record_json` through ``AuditService.arecord``: never blocks the event loop."""
+        try:
+            await self._audit.arecord(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
+        except (TypeError, ValueError):
+            return await self.arecord(
+                event_type,
+                actor=actor,
+                resource=resource,
+                details=details,
+                correlation_id=correlation_id,
+            )
+        except Exception as exc:
+            self._failed(exc, event_type)
+            return False
+        return True
+
     def _failed(self, exc: BaseException, event_type: AuditEventType) -> None:
         # An adapter must never raise into its framework, not even about its own failure.
         with contextlib.suppress(Exception):

@@ -253,7 +253,7 @@ class AuditCallbackHandler(BaseCallbackHandler):
     def _record(self, build: Callable[[], Entry], callback: str) -> None:
         entry = self._core.entry(build, callback)
         if entry is not None:
-            self._core.recorder.record(
+            self._core.recorder.record_json(  # converted only if record() refuses it
                 entry.event_type,
                 actor=entry.actor,
                 resource=entry.resource,
@@ -501,7 +501,7 @@ class AsyncAuditCallbackHandler(AsyncCallbackHandler):
     async def _record(self, build: Callable[[], Entry], callback: str) -> None:
         entry = self._core.entry(build, callback)
         if entry is not None:
-            await self._core.recorder.arecord(
+            await self._core.recorder.arecord_json(  # converted only if arecord() refuses it
                 entry.event_type,
                 actor=entry.actor,
                 resource=entry.resource,
