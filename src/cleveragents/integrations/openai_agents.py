@@ -288,27 +288,14 @@ class AuditTracingProcessor(TracingProcessor):
 
         The SDK's span data is JSON already (its own exporter sends it as such), so
         the conversion is rarely needed: trying without it first is the fast path.
-        record() checks everything before it queues anything, so a refusal records
-        nothing and the second try cannot record twice.
         """
-        try:
-            self._recorder.audit.record(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
-        except (TypeError, ValueError):  # not JSON, too long or too big: convert, then record
-            self._recorder.record(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
-        except Exception as exc:  # closed, queue full, the database: logged and counted
-            self._failed(exc, event_type)
+        self._recorder.record_json(
+            event_type,
+            actor=actor,
+            resource=resource,
+            details=details,
+            correlation_id=correlation_id,
+        )
 
     def _failed(self, exc: BaseException, event_type: AuditEventType | None) -> None:
         with contextlib.suppress(Exception):
