@@ -134,7 +134,7 @@ def test_a_source_checkpoint_cannot_be_checked_after_a_plain_move(
     (declared,) = declarations(url)
     assert result.stdout.startswith("could not verify ")
     assert "this trail holds entries imported from another chain" in result.stdout
-    assert f"seq 1..{declared['last_seq']} ({declared['count']:,} entries) from {out}" in (
+    assert f"seq 1..{declared['last_seq']}: {declared['count']:,} entries from {out}, at " in (
         result.stdout
     )
     assert "cannot be checked against this one" in result.stdout
@@ -203,3 +203,24 @@ def test_a_never_imported_trail_names_no_other_chain(database_url: str, tmp_path
     kinds = sorted((f["kind"], f["seq"]) for f in document["findings"])
     assert kinds == [("altered", 2), ("truncated", head), ("unterminated_writer", head - 2)]
     assert not any("another chain" in f["message"] for f in document["findings"])
+
+
+def test_the_declaration_moves_with_export_chain(database_url: str, tmp_path: Path) -> None:
+    """A plainly imported trail moved on with export --chain keeps trail.imported: on the
+    next target the first source's checkpoint is still exit 4, the middle one's exit 0."""
+    first_url = f"sqlite:///{tmp_path / 'first.db'}"
+    middle_url = f"sqlite:///{tmp_path / 'middle.db'}"
+    _run(first_url, "agent:first", 4)
+    first_checkpoint = checkpoint(first_url, tmp_path, "first.checkpoint")
+    import_json(plain_export(first_url, tmp_path), middle_url)
+    middle_checkpoint = checkpoint(middle_url, tmp_path, "middle.checkpoint")
+    chain = tmp_path / "chain.jsonl"
+    result = run_cli("export", "--chain", "--database-url", middle_url, "-o", str(chain))
+    assert result.exit_code == 0, result.stderr
+    assert import_json(chain, database_url)["chain"] == "kept"
+    assert declarations(database_url) == declarations(middle_url)
+    status, document = verify_cli(database_url, "--checkpoint", str(middle_checkpoint))
+    assert (status, document["status"]) == (0, "intact"), document["findings"]
+    status, document = verify_cli(database_url, "--checkpoint", str(first_checkpoint))
+    assert (status, document["status"]) == (4, "unverifiable")
+    assert "imported from another chain" in document["error"]

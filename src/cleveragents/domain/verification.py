@@ -299,7 +299,7 @@ class _Import:
 
     def describe(self) -> str:
         return (
-            f"seq {self.first_seq}..{self.last_seq} ({self.count:,} entries) from"
+            f"seq {self.first_seq}..{self.last_seq}: {self.count:,} entries from"
             f" {self.source}, at {self.started.isoformat()}"
         )
 
