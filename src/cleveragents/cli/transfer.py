@@ -351,8 +351,9 @@ def import_(
     and removed again if none could be stored. An export made with --chain keeps its
     chain (seq, hashes, writers) in an empty database, whole or not at all: this is
     how a trail moves from the embedded SQLite file to PostgreSQL. Other exports are
-    re-chained: exit status 1 at the first line that is not an entry (the lines before
-    it are imported; run again once it is fixed).
+    re-chained, each transaction declared by a trail.imported entry (checkpoints of
+    the source do not apply to them): exit status 1 at the first line that is not an
+    entry (the lines before it are imported; run again once it is fixed).
     """
     settings = load_settings(database_url)
     target = ImportTarget(settings.database_url, hmac_key=settings.hmac_key_bytes())
