@@ -74,7 +74,7 @@ def test_rows_spooled_when_close_times_out_verify_after_replay(sqlite_url: str) 
     assert not set(report.counts) & tampering, report.to_dict()
 
 
-@pytest.mark.parametrize("kind", ["retention.purged", "spool.replayed"])
+@pytest.mark.parametrize("kind", ["retention.purged", "spool.replayed", "trail.imported"])
 def test_a_purge_or_replay_declaration_is_never_replayed_or_imported(
     make_service: MakeService, sqlite_url: str, tmp_path: Path, kind: str
 ) -> None:

@@ -300,7 +300,8 @@ def test_a_part_of_a_chain_is_refused_by_an_empty_trail(
 def test_a_plain_export_is_rechained_and_its_checkpoints_do_not_apply(
     source_url: str, database_url: str, tmp_path: Path
 ) -> None:
-    """Without --chain the entries become new links: verify intact, the source checkpoint not."""
+    """Without --chain the entries become new links: verify intact, the source checkpoint
+    could not be checked (exit 4), and the report names the import."""
     saved = checkpoint(source_url, tmp_path)
     out = tmp_path / "plain.jsonl"
     assert run_cli("export", "--database-url", source_url, "-o", str(out)).exit_code == 0
@@ -309,9 +310,10 @@ def test_a_plain_export_is_rechained_and_its_checkpoints_do_not_apply(
     assert "as new links of its chain" in result.stdout
     assert verify_url(database_url).intact
     status, document = verify_cli(database_url, "--checkpoint", str(saved))
-    assert (status, document["status"]) == (1, "tampered")
-    (finding,) = document["findings"]
-    assert "the checkpoint belongs to another chain" in finding["message"]
+    assert (status, document["status"]) == (4, "unverifiable")
+    assert document["findings"] == []
+    assert "imported from another chain" in document["error"]
+    assert f"from {out}" in document["error"]
 
 
 @pytest.mark.parametrize(

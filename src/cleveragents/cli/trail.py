@@ -84,7 +84,8 @@ def verify(
 
     Exit status: 0 intact, 1 tampered (altered, deleted, inserted or reordered
     entries, truncation), 2 loss suspected (a writer that never closed, a hole in a
-    writer's sequence), 3 only declared drops, 4 could not verify.
+    writer's sequence), 3 only declared drops, 4 could not verify (also: a checkpoint of
+    the chain a plain export was imported from, which cannot be checked here).
     """
     key = _key(key_env)
     checkpoints = []
@@ -133,16 +134,17 @@ def _run_verify(
 
 def _print_report(report: VerifyReport, url: str) -> None:
     console = stdout_console()
-    if report.error is not None:
+    if report.error is not None:  # (with the findings, if any: a checkpoint of another chain)
         console.print(f"could not verify {url}: {report.error}", soft_wrap=True)
-        return
-    span = f"seq {report.first_seq}..{report.last_seq}" if report.first_seq is not None else "empty"
-    console.print(
-        f"{_VERDICTS[report.status]}: {report.entries:,} entries ({span}), "
-        f"{report.writers} writers, HMAC {'checked' if report.hmac_checked else 'not used'}, "
-        f"{report.checkpoints} checkpoints checked ({url})",
-        soft_wrap=True,
-    )
+    else:
+        first, last = report.first_seq, report.last_seq
+        span = f"seq {first}..{last}" if first is not None else "empty"
+        console.print(
+            f"{_VERDICTS[report.status]}: {report.entries:,} entries ({span}), "
+            f"{report.writers} writers, HMAC {'checked' if report.hmac_checked else 'not used'}, "
+            f"{report.checkpoints} checkpoints checked ({url})",
+            soft_wrap=True,
+        )
     if not report.findings:
         return
     if not console.is_terminal:

@@ -22,7 +22,9 @@ are ready, and one it created is removed again if nothing could be stored in it.
   (:mod:`cleveragents.infrastructure.persistence.chain_copy`). It is imported in
   one transaction: whole, or (refused) not at all.
 * Any other export is *re-chained*: its entries become new links of the target's
-  chain, with ids of its own and no writer, in batches of :data:`IMPORT_BATCH`.
+  chain, with ids of its own and no writer, in batches of :data:`IMPORT_BATCH`. Each
+  transaction ends with a ``trail.imported`` entry (count, seq range, source file), so
+  that ``verify`` can tell a checkpoint of the source chain from tampering.
 """
 
 from __future__ import annotations
@@ -80,6 +82,7 @@ from cleveragents.cli.import_lines import (
 )
 from cleveragents.cli.render import csv_chunk, iso_time, json_line
 from cleveragents.domain.errors import AuditError
+from cleveragents.infrastructure.accounting import ImportDeclaration
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.bulk import ChainedRow
 from cleveragents.infrastructure.persistence.chain_copy import ChainCopy, ChainRefusedError
@@ -348,8 +351,9 @@ def import_(
     and removed again if none could be stored. An export made with --chain keeps its
     chain (seq, hashes, writers) in an empty database, whole or not at all: this is
     how a trail moves from the embedded SQLite file to PostgreSQL. Other exports are
-    re-chained: exit status 1 at the first line that is not an entry (the lines before
-    it are imported; run again once it is fixed).
+    re-chained, each transaction declared by a trail.imported entry (checkpoints of
+    the source do not apply to them): exit status 1 at the first line that is not an
+    entry (the lines before it are imported; run again once it is fixed).
     """
     settings = load_settings(database_url)
     target = ImportTarget(settings.database_url, hmac_key=settings.hmac_key_bytes())
@@ -417,11 +421,12 @@ def _import_rechained(
     """Append the entries as new links of the target's chain, a batch per transaction."""
     read = imported = 0
     pending: list[EntryRow] = []
+    declaration = ImportDeclaration(source)  # trail.imported, in each transaction
 
     def flush() -> None:
         nonlocal imported
         if pending:
-            count, refused = target.open().insert_new(pending)
+            count, refused = target.open().insert_new(pending, declare=declaration)
             imported += count
             if refused:
                 index, reason = refused[0]

@@ -44,7 +44,8 @@ class AuditEventType(StrEnum):
 class SystemEventType(StrEnum):
     """Entries the library writes itself into the chain; ``record()`` refuses them.
 
-    They account for writers and retention (see the README's "Tamper evidence");
+    They account for writers, retention and re-chaining imports (see the README's
+    "Tamper evidence");
     reads leave them out unless asked (``include_system=True``, ``--system``).
     """
 
@@ -54,6 +55,7 @@ class SystemEventType(StrEnum):
     WRITER_SPOOLED = "writer.spooled"
     SPOOL_REPLAYED = "spool.replayed"
     RETENTION_PURGED = "retention.purged"
+    TRAIL_IMPORTED = "trail.imported"
 
 
 #: The stored values of every :class:`SystemEventType`.

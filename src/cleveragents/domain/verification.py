@@ -24,7 +24,11 @@ kind                      meaning                                    exit code
 ========================  =========================================  ==========
 
 The exit code of a report is that of its worst finding (1 before 2 before 3);
-4 means the trail could not be verified at all.
+4 means the trail could not be verified at all, or a checkpoint cannot be checked
+against it: it does not match, it is older than a re-chaining import this trail
+declares (``trail.imported``), and its hash is nowhere in this chain, so it is
+taken for a checkpoint of the chain the entries were imported from (unless the
+trail shows tampering anyway, which is then reported as such).
 """
 
 from __future__ import annotations
@@ -59,11 +63,14 @@ __all__ = [
 CHECKPOINT_FORMAT = "cleveragents-audit-checkpoint/1"
 #: Findings kept in a report; beyond that only counted (``VerifyReport.counts``).
 MAX_FINDINGS = 1_000
-#: The other reading of a checkpoint that does not match (the hashes cannot tell them apart).
+#: The other reading of a checkpoint that does not match, on a trail that declares a
+#: re-chaining import (the hashes cannot tell them apart).
 _OTHER_CHAIN = (
-    ", or the checkpoint belongs to another chain (entries imported without"
-    " export --chain are new links: their source's checkpoints do not apply)"
+    ", or the checkpoint belongs to another chain (this trail holds entries imported"
+    " without export --chain, which are new links: their source's checkpoints do not apply)"
 )
+#: Imports and checkpoints named in full in the could-not-verify message.
+_NAMED = 3
 
 
 class FindingKind(StrEnum):
@@ -280,6 +287,23 @@ class _Writer:
     last_row: StoredRow | _Place | None = None
 
 
+@dataclass(slots=True)
+class _Import:
+    """What the ``trail.imported`` declarations of one import say, together."""
+
+    first_seq: int
+    last_seq: int
+    count: int
+    source: str
+    started: datetime  # the first declaration's created_at
+
+    def describe(self) -> str:
+        return (
+            f"seq {self.first_seq}..{self.last_seq}: {self.count:,} entries from"
+            f" {self.source}, at {self.started.isoformat()}"
+        )
+
+
 def _in(ranges: Iterable[list[int]], number: int) -> bool:
     return any(first <= number <= last for first, last in ranges)
 
@@ -331,6 +355,12 @@ class ChainVerifier:
         self._expected_prev = start_prev_hash
         self._key = hmac_key
         self._checkpoints = {cp.seq: cp for cp in checkpoints}
+        self._checkpoint_hashes = {cp.entry_hash for cp in self._checkpoints.values()}
+        self._hashes_found: set[str] = set()  # checkpoint hashes some entry has
+        # Checkpoints whose seq holds another hash: judged at the end, once every
+        # trail.imported declaration is known.
+        self._mismatched: list[tuple[Checkpoint, _Place]] = []
+        self._imports: dict[str, _Import] = {}  # import_id -> its declarations, together
         self._own = own_writer_id
         self._jsonb = jsonb_copies  # PostgreSQL: writers fill details_json on every row
         self._purged = purged or start_seq > 1
@@ -398,16 +428,16 @@ class ChainVerifier:
         self._check_hash(row)
         checkpoint = self._checkpoints.get(row.seq)
         if checkpoint is not None and checkpoint.entry_hash != row.entry_hash:
-            self.report(
-                FindingKind.ALTERED,
-                f"the entry hash differs from the checkpoint of {checkpoint.time.isoformat()}:"
-                f" history up to it was rewritten{_OTHER_CHAIN}",
-                row,
-            )
+            place = _Place(row.id, row.seq, row.event_id, row.writer_id, row.writer_seq)
+            self._mismatched.append((checkpoint, place))
+        if row.entry_hash in self._checkpoint_hashes:
+            self._hashes_found.add(row.entry_hash)
         if row.writer_id is not None and row.writer_seq is not None:
             self._account(row)
         elif row.event_type == SystemEventType.SPOOL_REPLAYED:
             self._note_replay(row)
+        elif row.event_type == SystemEventType.TRAIL_IMPORTED:
+            self._note_import(row)
         self._expected_seq = max(self._expected_seq, row.seq + 1)
         self._expected_prev = row.entry_hash or ""
         self._last_seq = row.seq
@@ -573,6 +603,27 @@ class ChainVerifier:
                 if isinstance(pair, list) and len(pair) == 2 and all(type(n) is int for n in pair):
                     self._replayed.setdefault(writer_id, []).append([pair[0], pair[1]])
 
+    def _note_import(self, row: StoredRow) -> None:
+        assert row.seq is not None
+        details = _details(row.details)
+        key = details.get("import_id")
+        first, last, count, source = (
+            details.get(name) for name in ("first_seq", "last_seq", "count", "source")
+        )
+        first = first if type(first) is int else row.seq
+        last = last if type(last) is int else row.seq
+        count = count if type(count) is int and count > 0 else 0
+        known = self._imports.get(key if isinstance(key, str) else row.event_id)
+        if known is None:
+            self._imports[key if isinstance(key, str) else row.event_id] = _Import(
+                first, last, count, source if isinstance(source, str) else "?", row.created_at
+            )
+            return
+        known.first_seq = min(known.first_seq, first)
+        known.last_seq = max(known.last_seq, last)
+        known.count += count
+        known.started = min(known.started, row.created_at)
+
     # -- the end ---------------------------------------------------------------------
 
     def finish(self, *, head_seq: int | None, head_hash: str | None = None) -> VerifyReport:
@@ -608,16 +659,9 @@ class ChainVerifier:
                 " or the head row was set back",
                 seq=head_seq + 1,
             )
-        for checkpoint in sorted(self._checkpoints.values(), key=lambda cp: cp.seq):
-            if checkpoint.seq > last:
-                self.report(
-                    FindingKind.TRUNCATED,
-                    f"the checkpoint of {checkpoint.time.isoformat()} is at seq {checkpoint.seq},"
-                    f" the trail ends at {last}: entries after {last} were removed{_OTHER_CHAIN}",
-                    seq=checkpoint.seq,
-                )
         for writer_id, writer in self._writers.items():
             self._finish_writer(writer_id, writer)
+        foreign = self._finish_checkpoints(last)
         if self._unkeyed_macs:
             return VerifyReport.unverifiable(
                 f"{self._unkeyed_macs} entries carry an HMAC and no key was given: the chain"
@@ -629,7 +673,7 @@ class ChainVerifier:
             if _RANK[status] > _RANK.get(worst, 0):
                 worst = status
         return VerifyReport(
-            status=worst,
+            status=VerifyStatus.UNVERIFIABLE if foreign else worst,
             findings=tuple(self._findings),
             counts=dict(self._counts),
             entries=self._entries,
@@ -639,6 +683,67 @@ class ChainVerifier:
             writers=len(self._writers),
             hmac_checked=self._key is not None,
             checkpoints=len(self._checkpoints),
+            error=self._foreign_message(foreign) if foreign else None,
+        )
+
+    def _finish_checkpoints(self, last: int) -> list[Checkpoint]:
+        """Report the checkpoints that do not match; those of another chain are returned.
+
+        A checkpoint is taken for one of the chain a re-chaining import brought entries
+        from when it is older than that import and its hash is nowhere in this chain:
+        then, unless the trail shows tampering anyway, the report says it could not be
+        checked (exit 4). Any other one that does not match is tampering.
+        """
+        unmatched: list[tuple[Checkpoint, _Place | None]] = [*self._mismatched]
+        unmatched += [(cp, None) for cp in self._checkpoints.values() if cp.seq > last]
+        foreign = [cp for cp, _ in unmatched if self._of_another_chain(cp)]
+        tampered = any(
+            _SEVERITY[FindingKind(kind)] is VerifyStatus.TAMPERED for kind in self._counts
+        )
+        clause = _OTHER_CHAIN if self._imports else ""
+        for checkpoint, place in sorted(unmatched, key=lambda pair: pair[0].seq):
+            if checkpoint in foreign and not tampered:
+                continue
+            moment = checkpoint.time.isoformat()
+            if place is not None:
+                self.report(
+                    FindingKind.ALTERED,
+                    f"the entry hash differs from the checkpoint of {moment}:"
+                    f" history up to it was rewritten{clause}",
+                    place,
+                )
+            else:
+                self.report(
+                    FindingKind.TRUNCATED,
+                    f"the checkpoint of {moment} is at seq {checkpoint.seq}, the trail ends"
+                    f" at {last}: entries after {last} were removed{clause}",
+                    seq=checkpoint.seq,
+                )
+        return [] if tampered else foreign
+
+    def _of_another_chain(self, checkpoint: Checkpoint) -> bool:
+        return checkpoint.entry_hash not in self._hashes_found and any(
+            checkpoint.time < declared.started for declared in self._imports.values()
+        )
+
+    def _foreign_message(self, checkpoints: list[Checkpoint]) -> str:
+        imports = sorted(self._imports.values(), key=lambda declared: declared.first_seq)
+        named = "; ".join(declared.describe() for declared in imports[:_NAMED])
+        more = f"; and {len(imports) - _NAMED} more imports" if len(imports) > _NAMED else ""
+        points = ", ".join(
+            f"{cp.time.isoformat()} (seq {cp.seq})"
+            for cp in sorted(checkpoints, key=lambda cp: cp.seq)[:_NAMED]
+        )
+        if len(checkpoints) > _NAMED:
+            points += f" and {len(checkpoints) - _NAMED} more"
+        return (
+            f"this trail holds entries imported from another chain ({named}{more}): the"
+            f" checkpoint{'s' if len(checkpoints) > 1 else ''} of {points}, taken before the"
+            " import and matching no entry here, belong"
+            f"{'' if len(checkpoints) > 1 else 's'} to the source chain and cannot be checked"
+            " against this one. Checkpoints of this trail are those taken after the import"
+            " (cleveragents-audit checkpoint); to keep a source checkpoint verifiable, move"
+            " the trail with export --chain"
         )
 
     def _finish_writer(self, writer_id: str, writer: _Writer) -> None:

@@ -18,6 +18,11 @@ A replay of the spool appends what it re-appends followed by ``spool.replayed``
 which ``verify`` then accepts after later entries of that writer, even after its
 ``writer.closed``.
 
+A re-chaining import (an export made without ``--chain``) appends, in each of its
+transactions, ``trail.imported`` after the entries it stored (no writer either): how
+many, the seqs they got here, the source file. ``verify`` names it when a checkpoint
+of the source chain is checked against this trail.
+
 A writer without ``writer.closed``, or with a hole in its ``writer_seq`` that no
 declaration covers, is what ``verify`` reports as possible loss. These rows are
 built here as 8-tuples; the queue (or the synchronous path) adds ``writer_seq``.
@@ -39,6 +44,7 @@ from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.ids import new_event_id
 
 __all__ = [
+    "ImportDeclaration",
     "WriterIdentity",
     "library_version",
     "replayed_declaration",
@@ -164,3 +170,28 @@ def replayed_declaration(rows: Sequence[Any]) -> tuple[Any, ...] | None:
     ranges = {writer: writer_seq_ranges(numbers) for writer, numbers in by_writer.items()}
     details = {"writers": ranges, "count": sum(map(len, by_writer.values()))}
     return (*system_row(SystemEventType.SPOOL_REPLAYED, details, writer_id=None), None)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportDeclaration:
+    """Builds the ``trail.imported`` row that ends each transaction of a re-chaining import.
+
+    Called with the new rows and the seq the first of them gets (``bulk.append``'s
+    ``declare``); every transaction of one import shares its ``import_id``.
+    """
+
+    source: str  # the file imported, or "-" for standard input
+    import_id: str = field(default_factory=new_event_id)
+
+    def __call__(self, rows: Sequence[Any], first_seq: int) -> tuple[Any, ...] | None:
+        """The declaration of ``rows`` (seq ``first_seq`` on), or None when there are none."""
+        if not rows:
+            return None
+        details = {
+            "count": len(rows),
+            "first_seq": first_seq,
+            "last_seq": first_seq + len(rows) - 1,
+            "source": self.source,
+            "import_id": self.import_id,
+        }
+        return (*system_row(SystemEventType.TRAIL_IMPORTED, details, writer_id=None), None)

@@ -217,10 +217,15 @@ def _decode_line(raw: bytes) -> EntryRow:
     )
 
 
-#: System entries a spool or an import never brings in: a purge's or a replay's own
-#: declaration is made where it happens, and one from elsewhere could hide a deletion.
+#: System entries a spool or an import never brings in: a purge's, a replay's or an
+#: import's own declaration is made where it happens, and one from elsewhere could hide
+#: a deletion (or excuse a checkpoint that does not match).
 NOT_REPLAYED = frozenset(
-    {SystemEventType.RETENTION_PURGED.value, SystemEventType.SPOOL_REPLAYED.value}
+    {
+        SystemEventType.RETENTION_PURGED.value,
+        SystemEventType.SPOOL_REPLAYED.value,
+        SystemEventType.TRAIL_IMPORTED.value,
+    }
 )
 
 

@@ -43,6 +43,7 @@ from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
     "ChainedRow",
+    "Declare",
     "StoredAlreadyError",
     "append",
     "append_chained",
@@ -68,6 +69,10 @@ ChainedRow = tuple[
     str,
     str | None,
 ]
+
+#: ``declare(new_rows, first_seq)``: one more row to append after ``new_rows`` (which get
+#: seq ``first_seq`` on), in the same transaction, or None.
+Declare = Callable[[Sequence[EntryRow], int], EntryRow | None]
 
 _CHAIN_FIELDS = ("seq", "prev_hash", "entry_hash", "hmac")
 _COLUMNS = ", ".join(ROW_FIELDS + _CHAIN_FIELDS)
@@ -110,15 +115,16 @@ def append(
     *,
     hmac_key: bytes | None,
     skip_stored: bool = False,
-    declare: Callable[[Sequence[EntryRow]], EntryRow | None] | None = None,
+    declare: Declare | None = None,
 ) -> int:
     """Append ``rows`` to the chain in the connection's transaction; how many were new.
 
     The caller commits. With ``skip_stored``, rows whose event_id is stored (or
     repeated within ``rows``) are left out; without it, such a row raises
     :class:`StoredAlreadyError` and nothing of the batch may be committed.
-    ``declare(new_rows)`` may return one more row, appended after them in the same
-    transaction (a replay's declaration of what it re-appended); it is not counted.
+    ``declare(new_rows, first_seq)`` may return one more row, appended after them in the
+    same transaction (a replay's or an import's declaration of what it appended); it is
+    not counted.
 
     Raises:
         StoredAlreadyError: without ``skip_stored``, a row's event_id is stored already.
@@ -141,12 +147,12 @@ def append(
         rows = _new_rows(connection, rows)
         if not rows:
             return 0
+    seq, prev_hex = int(head[0]), str(head[1])
     declared = 0
     if declare is not None:
-        extra = declare(rows)
+        extra = declare(rows, seq + 1)
         if extra is not None:
             rows, declared = [*rows, extra], 1
-    seq, prev_hex = int(head[0]), str(head[1])
     prev = bytes.fromhex(prev_hex)
     stored_time = _utc if postgres else sqlite_time_text
     linked: list[tuple[Any, ...]] = []

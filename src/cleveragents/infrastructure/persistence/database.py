@@ -25,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.infrastructure.accounting import replayed_declaration
-from cleveragents.infrastructure.persistence.bulk import StoredAlreadyError, append
+from cleveragents.infrastructure.persistence.bulk import Declare, StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
@@ -117,8 +117,13 @@ class AuditDatabase:
             append(connection, [row], hmac_key=self.hmac_key, skip_stored=True)
             return _id_of(connection, row[0])
 
-    def insert_new(self, rows: Sequence[EntryRow]) -> tuple[int, list[tuple[int, str]]]:
+    def insert_new(
+        self, rows: Sequence[EntryRow], *, declare: Declare | None = None
+    ) -> tuple[int, list[tuple[int, str]]]:
         """Insert the rows whose event_id is not stored yet, committing per batch.
+
+        ``declare``: the declaration each batch's transaction appends (see
+        :func:`insert_new`).
 
         Returns how many were inserted, and the rows the database refuses for good
         (by index into ``rows``, with the reason): a batch refused for a reason
@@ -132,7 +137,7 @@ class AuditDatabase:
         refused: list[tuple[int, str, SQLAlchemyError]] = []
         for start in range(0, len(rows), _REPLAY_BATCH):
             inserted += self._insert_new_or_split(
-                rows, start, min(start + _REPLAY_BATCH, len(rows)), refused, committed
+                rows, start, min(start + _REPLAY_BATCH, len(rows)), refused, committed, declare
             )
         if refused and not committed[0] and not all(_row_level(e) for _, _, e in refused):
             raise refused[0][2]
@@ -145,10 +150,13 @@ class AuditDatabase:
         stop: int,
         refused: list[tuple[int, str, SQLAlchemyError]],
         committed: list[int],
+        declare: Declare | None,
     ) -> int:
         try:
             with self._writing, self._guard, self.engine.begin() as connection:
-                inserted = insert_new(connection, rows[start:stop], hmac_key=self.hmac_key)
+                inserted = insert_new(
+                    connection, rows[start:stop], hmac_key=self.hmac_key, declare=declare
+                )
         except SQLAlchemyError as exc:
             if is_transient(exc):
                 raise
@@ -157,8 +165,8 @@ class AuditDatabase:
                 return 0
             middle = (start + stop) // 2
             return self._insert_new_or_split(
-                rows, start, middle, refused, committed
-            ) + self._insert_new_or_split(rows, middle, stop, refused, committed)
+                rows, start, middle, refused, committed, declare
+            ) + self._insert_new_or_split(rows, middle, stop, refused, committed, declare)
         committed[0] += stop - start
         return inserted
 
@@ -198,15 +206,28 @@ def _row_level(exc: SQLAlchemyError) -> bool:
     return getattr(getattr(exc, "orig", None), "sqlstate", None) == "P0001"  # RAISE EXCEPTION
 
 
-def insert_new(connection: Connection, rows: Sequence[EntryRow], *, hmac_key: bytes | None) -> int:
+def insert_new(
+    connection: Connection,
+    rows: Sequence[EntryRow],
+    *,
+    hmac_key: bytes | None,
+    declare: Declare | None = None,
+) -> int:
     """Append the rows whose event_id is not stored yet, in the caller's transaction.
 
-    Rows of writers (a replayed spool) are declared by a ``spool.replayed`` entry in the
-    same transaction, so that ``verify`` knows why they arrive after later ones.
+    By default rows of writers (a replayed spool) are declared by a ``spool.replayed``
+    entry in the same transaction, so that ``verify`` knows why they arrive after later
+    ones; ``declare`` replaces that (a re-chaining import's ``trail.imported``).
     """
     return append(
-        connection, rows, hmac_key=hmac_key, skip_stored=True, declare=replayed_declaration
+        connection, rows, hmac_key=hmac_key, skip_stored=True, declare=declare or _replayed
     )
+
+
+def _replayed(rows: Sequence[EntryRow], first_seq: int) -> EntryRow | None:
+    """The ``spool.replayed`` row (it names writer_seqs, so ``first_seq`` is not needed)."""
+    del first_seq
+    return replayed_declaration(rows)
 
 
 def insert_one(session: Session, row: EntryRow, *, hmac_key: bytes | None) -> int:
