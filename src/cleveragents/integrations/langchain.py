@@ -20,13 +20,12 @@ asyncio code (``ainvoke``, ``astream``): it records through ``AuditService.areco
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any, Final
 from uuid import UUID
 
 try:
     from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
-    from langchain_core.documents import Document
     from langchain_core.messages import BaseMessage
     from langchain_core.outputs import LLMResult
 except ImportError as exc:
@@ -209,13 +208,135 @@ class _Core:
         return self.tracker.end("retriever", run_id, parent_run_id, kw, details, failed=False)[0]
 
 
-class AuditCallbackHandler(BaseCallbackHandler):
+# The callbacks, made into methods of both handlers below: each with the _Core method
+# that builds its entry and its docstring. LangChain passes a start the serialized
+# object and its payload by position, an end or error its value; the rest (run ids,
+# tags, metadata, inputs, name, ...) by keyword.
+_Start = Callable[[_Core, Any, Any, UUID, "UUID | None", Any], Entry]
+_End = Callable[[_Core, Any, UUID, "UUID | None", Any], Entry]
+_STARTS: Final[dict[str, tuple[_Start, str]]] = {
+    "on_chain_start": (
+        _Core.chain_start,
+        "``chain.started`` (``agent.started`` for an agent run).",
+    ),
+    "on_chat_model_start": (
+        _Core.chat_model_start,
+        "``llm.request`` of a chat model: the messages and the model.",
+    ),
+    "on_llm_start": (
+        _Core.llm_start,
+        "``llm.request`` of a text-completion LLM: the prompts and the model.",
+    ),
+    "on_tool_start": (_Core.tool_start, "``tool.invoked``: the tool's arguments."),
+    "on_retriever_start": (_Core.retriever_start, "``retriever.started``: the query."),
+}
+_ENDS: Final[dict[str, tuple[_End, str]]] = {
+    "on_chain_end": (_Core.chain_end, "``chain.completed`` (``agent.completed``)."),
+    "on_llm_end": (_Core.llm_end, "``llm.response``: the generations, the model, the token usage."),
+    "on_tool_end": (_Core.tool_end, "``tool.completed``: the tool's output."),
+    "on_retriever_end": (_Core.retriever_end, "``retriever.completed``: the documents."),
+}
+_ERRORS: Final = {
+    "on_chain_error": "chain",
+    "on_llm_error": "llm",
+    "on_tool_error": "tool",
+    "on_retriever_error": "retriever",
+}
+
+
+def _builder(callback: str, core: _Core, args: tuple[Any, ...], kw: dict[str, Any]) -> Entry:
+    """The entry of ``callback`` called with ``args`` and keywords ``kw`` (run ids included)."""
+    run_id: UUID = kw.pop("run_id")
+    parent_run_id: UUID | None = kw.pop("parent_run_id", None)
+    if callback in _STARTS:
+        serialized, payload = args
+        return _STARTS[callback][0](core, serialized, payload, run_id, parent_run_id, kw)
+    (value,) = args
+    if callback in _ENDS:
+        return _ENDS[callback][0](core, value, run_id, parent_run_id, kw)
+    return core.failure(_ERRORS[callback], value, run_id, parent_run_id, kw)
+
+
+def _sync_callback(callback: str, doc: str) -> Callable[..., None]:
+    def method(self: AuditCallbackHandler, *args: Any, **kw: Any) -> None:
+        core = self._core
+        entry = core.entry(lambda: _builder(callback, core, args, kw), callback)
+        if entry is not None:
+            core.recorder.record_json(  # converted only if record() refuses it
+                entry.event_type,
+                actor=entry.actor,
+                resource=entry.resource,
+                details=entry.details,
+                correlation_id=entry.correlation_id,
+            )
+
+    method.__name__ = method.__qualname__ = callback
+    method.__doc__ = doc
+    return method
+
+
+def _async_callback(callback: str, doc: str) -> Callable[..., Awaitable[None]]:
+    async def method(self: AsyncAuditCallbackHandler, *args: Any, **kw: Any) -> None:
+        core = self._core
+        entry = core.entry(lambda: _builder(callback, core, args, kw), callback)
+        if entry is not None:
+            await core.recorder.arecord_json(  # converted only if arecord() refuses it
+                entry.event_type,
+                actor=entry.actor,
+                resource=entry.resource,
+                details=entry.details,
+                correlation_id=entry.correlation_id,
+            )
+
+    method.__name__ = method.__qualname__ = callback
+    method.__doc__ = doc
+    return method
+
+
+def _callbacks() -> dict[str, str]:
+    """Every callback the handlers implement, with its docstring."""
+    errors = {name: f"``{kind}.failed``." for name, kind in _ERRORS.items()}
+    errors["on_chain_error"] = "``chain.failed`` (``agent.failed``)."
+    return {
+        **{name: doc for name, (_, doc) in _STARTS.items()},
+        **{name: doc for name, (_, doc) in _ENDS.items()},
+        **errors,
+    }
+
+
+class _Handler:
+    """What both handlers share: the service, the run table, the options."""
+
+    def __init__(
+        self,
+        audit: AuditService,
+        *,
+        actor: str | None = None,
+        agent_names: Collection[str] = DEFAULT_AGENT_NAMES,
+        max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
+    ) -> None:
+        self._core = _Core(audit, actor, agent_names, max_open_runs)
+
+    @property
+    def audit(self) -> AuditService:
+        """The service entries go to."""
+        return self._core.recorder.audit
+
+    def open_runs(self) -> int:
+        """How many runs the handler remembers now (started, not ended)."""
+        return self._core.tracker.open_runs()
+
+
+class AuditCallbackHandler(_Handler, BaseCallbackHandler):
     """Records a LangChain or LangGraph run into an :class:`AuditService`.
 
     Pass it in ``config={"callbacks": [handler]}`` (or to a constructor's
     ``callbacks``). One handler may serve many runs, concurrently and from any
     thread. For asyncio code, use :class:`AsyncAuditCallbackHandler`, which does not
     block the event loop even when the service's queue is full.
+
+    The callbacks (``on_chain_start``, ``on_tool_end``, ...) are made from the
+    tables above, one per entry of :data:`EVENT_TYPES`.
 
     Args:
         audit: The service entries go to.
@@ -231,244 +352,8 @@ class AuditCallbackHandler(BaseCallbackHandler):
 
     raise_error = False  # the handler never raises; this says so to LangChain too
 
-    def __init__(
-        self,
-        audit: AuditService,
-        *,
-        actor: str | None = None,
-        agent_names: Collection[str] = DEFAULT_AGENT_NAMES,
-        max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
-    ) -> None:
-        self._core = _Core(audit, actor, agent_names, max_open_runs)
 
-    @property
-    def audit(self) -> AuditService:
-        """The service entries go to."""
-        return self._core.recorder.audit
-
-    def open_runs(self) -> int:
-        """How many runs the handler remembers now (started, not ended)."""
-        return self._core.tracker.open_runs()
-
-    def _record(self, build: Callable[[], Entry], callback: str) -> None:
-        entry = self._core.entry(build, callback)
-        if entry is not None:
-            self._core.recorder.record_json(  # converted only if record() refuses it
-                entry.event_type,
-                actor=entry.actor,
-                resource=entry.resource,
-                details=entry.details,
-                correlation_id=entry.correlation_id,
-            )
-
-    def on_chain_start(
-        self,
-        serialized: dict[str, Any],
-        inputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.started`` (``agent.started`` for an agent run)."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        self._record(
-            lambda: core.chain_start(serialized, inputs, run_id, parent_run_id, kw),
-            "on_chain_start",
-        )
-
-    def on_chain_end(
-        self,
-        outputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.completed`` (``agent.completed``)."""
-        core = self._core
-        self._record(lambda: core.chain_end(outputs, run_id, parent_run_id, kwargs), "on_chain_end")
-
-    def on_chain_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.failed`` (``agent.failed``)."""
-        core = self._core
-        self._record(
-            lambda: core.failure("chain", error, run_id, parent_run_id, kwargs), "on_chain_error"
-        )
-
-    def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.request`` of a chat model: the messages and the model."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        self._record(
-            lambda: core.chat_model_start(serialized, messages, run_id, parent_run_id, kw),
-            "on_chat_model_start",
-        )
-
-    def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.request`` of a text-completion LLM: the prompts and the model."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        self._record(
-            lambda: core.llm_start(serialized, prompts, run_id, parent_run_id, kw),
-            "on_llm_start",
-        )
-
-    def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.response``: the generations, the model, the token usage."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        self._record(lambda: core.llm_end(response, run_id, parent_run_id, kw), "on_llm_end")
-
-    def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.failed``."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        self._record(lambda: core.failure("llm", error, run_id, parent_run_id, kw), "on_llm_error")
-
-    def on_tool_start(
-        self,
-        serialized: dict[str, Any],
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        inputs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.invoked``: the tool's arguments."""
-        kw = {"tags": tags, "metadata": metadata, "inputs": inputs, **kwargs}
-        core = self._core
-        self._record(
-            lambda: core.tool_start(serialized, input_str, run_id, parent_run_id, kw),
-            "on_tool_start",
-        )
-
-    def on_tool_end(
-        self,
-        output: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.completed``: the tool's output."""
-        core = self._core
-        self._record(lambda: core.tool_end(output, run_id, parent_run_id, kwargs), "on_tool_end")
-
-    def on_tool_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.failed``."""
-        core = self._core
-        self._record(
-            lambda: core.failure("tool", error, run_id, parent_run_id, kwargs), "on_tool_error"
-        )
-
-    def on_retriever_start(
-        self,
-        serialized: dict[str, Any],
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.started``: the query."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        self._record(
-            lambda: core.retriever_start(serialized, query, run_id, parent_run_id, kw),
-            "on_retriever_start",
-        )
-
-    def on_retriever_end(
-        self,
-        documents: Sequence[Document],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.completed``: the documents."""
-        core = self._core
-        self._record(
-            lambda: core.retriever_end(documents, run_id, parent_run_id, kwargs),
-            "on_retriever_end",
-        )
-
-    def on_retriever_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.failed``."""
-        core = self._core
-        self._record(
-            lambda: core.failure("retriever", error, run_id, parent_run_id, kwargs),
-            "on_retriever_error",
-        )
-
-
-class AsyncAuditCallbackHandler(AsyncCallbackHandler):
+class AsyncAuditCallbackHandler(_Handler, AsyncCallbackHandler):
     """:class:`AuditCallbackHandler` for asyncio code: records through ``arecord``.
 
     LangChain awaits its callbacks on the event loop (``ainvoke``, ``astream``,
@@ -479,254 +364,8 @@ class AsyncAuditCallbackHandler(AsyncCallbackHandler):
 
     raise_error = False
 
-    def __init__(
-        self,
-        audit: AuditService,
-        *,
-        actor: str | None = None,
-        agent_names: Collection[str] = DEFAULT_AGENT_NAMES,
-        max_open_runs: int = DEFAULT_MAX_OPEN_RUNS,
-    ) -> None:
-        self._core = _Core(audit, actor, agent_names, max_open_runs)
 
-    @property
-    def audit(self) -> AuditService:
-        """The service entries go to."""
-        return self._core.recorder.audit
-
-    def open_runs(self) -> int:
-        """How many runs the handler remembers now (started, not ended)."""
-        return self._core.tracker.open_runs()
-
-    async def _record(self, build: Callable[[], Entry], callback: str) -> None:
-        entry = self._core.entry(build, callback)
-        if entry is not None:
-            await self._core.recorder.arecord_json(  # converted only if arecord() refuses it
-                entry.event_type,
-                actor=entry.actor,
-                resource=entry.resource,
-                details=entry.details,
-                correlation_id=entry.correlation_id,
-            )
-
-    async def on_chain_start(
-        self,
-        serialized: dict[str, Any],
-        inputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.started`` (``agent.started`` for an agent run)."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.chain_start(serialized, inputs, run_id, parent_run_id, kw),
-            "on_chain_start",
-        )
-
-    async def on_chain_end(
-        self,
-        outputs: dict[str, Any],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.completed`` (``agent.completed``)."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.chain_end(outputs, run_id, parent_run_id, kw), "on_chain_end"
-        )
-
-    async def on_chain_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``chain.failed`` (``agent.failed``)."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.failure("chain", error, run_id, parent_run_id, kw), "on_chain_error"
-        )
-
-    async def on_chat_model_start(
-        self,
-        serialized: dict[str, Any],
-        messages: list[list[BaseMessage]],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.request`` of a chat model: the messages and the model."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.chat_model_start(serialized, messages, run_id, parent_run_id, kw),
-            "on_chat_model_start",
-        )
-
-    async def on_llm_start(
-        self,
-        serialized: dict[str, Any],
-        prompts: list[str],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.request`` of a text-completion LLM: the prompts and the model."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.llm_start(serialized, prompts, run_id, parent_run_id, kw),
-            "on_llm_start",
-        )
-
-    async def on_llm_end(
-        self,
-        response: LLMResult,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.response``: the generations, the model, the token usage."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(lambda: core.llm_end(response, run_id, parent_run_id, kw), "on_llm_end")
-
-    async def on_llm_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``llm.failed``."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.failure("llm", error, run_id, parent_run_id, kw), "on_llm_error"
-        )
-
-    async def on_tool_start(
-        self,
-        serialized: dict[str, Any],
-        input_str: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        inputs: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.invoked``: the tool's arguments."""
-        kw = {"tags": tags, "metadata": metadata, "inputs": inputs, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.tool_start(serialized, input_str, run_id, parent_run_id, kw),
-            "on_tool_start",
-        )
-
-    async def on_tool_end(
-        self,
-        output: Any,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.completed``: the tool's output."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(lambda: core.tool_end(output, run_id, parent_run_id, kw), "on_tool_end")
-
-    async def on_tool_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``tool.failed``."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.failure("tool", error, run_id, parent_run_id, kw), "on_tool_error"
-        )
-
-    async def on_retriever_start(
-        self,
-        serialized: dict[str, Any],
-        query: str,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        metadata: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.started``: the query."""
-        kw = {"tags": tags, "metadata": metadata, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.retriever_start(serialized, query, run_id, parent_run_id, kw),
-            "on_retriever_start",
-        )
-
-    async def on_retriever_end(
-        self,
-        documents: Sequence[Document],
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.completed``: the documents."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.retriever_end(documents, run_id, parent_run_id, kw),
-            "on_retriever_end",
-        )
-
-    async def on_retriever_error(
-        self,
-        error: BaseException,
-        *,
-        run_id: UUID,
-        parent_run_id: UUID | None = None,
-        tags: list[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        """``retriever.failed``."""
-        kw = {"tags": tags, **kwargs}
-        core = self._core
-        await self._record(
-            lambda: core.failure("retriever", error, run_id, parent_run_id, kw),
-            "on_retriever_error",
-        )
+for _name, _doc in _callbacks().items():
+    setattr(AuditCallbackHandler, _name, _sync_callback(_name, _doc))
+    setattr(AsyncAuditCallbackHandler, _name, _async_callback(_name, _doc))
+del _name, _doc
