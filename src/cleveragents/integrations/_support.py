@@ -52,11 +52,10 @@ def clip_text(value: object) -> str | None:
     if value is None:
         return None
     if (
-        isinstance(value, str)
+        type(value) is str
         and value.isascii()
         and len(value) <= MAX_TEXT_BYTES
         and "\x00" not in value
-        and type(value) is str
     ):
         return value  # the common case: short ASCII text, as it is
     text = _clean(value if isinstance(value, str) else str(value)).replace("\x00", "")
@@ -109,12 +108,7 @@ def _convert(value: Any, depth: int) -> Any:
     if value is None or kind is bool or kind is int:
         return value
     if kind is dict and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
-        return {
-            key
-            if type(key) is str and len(key) <= MAX_STRING_CHARS and key.isascii()
-            else _clip(str(key)): _convert(item, depth + 1)
-            for key, item in value.items()
-        }
+        return {_key(key): _convert(item, depth + 1) for key, item in value.items()}
     if kind is list and depth < _MAX_DEPTH and len(value) <= MAX_ITEMS:
         return [_convert(item, depth + 1) for item in value]
     if isinstance(value, float):
