@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -70,21 +70,24 @@ def short_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def json_line(row: Sequence[Any]) -> bytes:
-    """One JSON Lines record, newline included; ``details`` is spliced in as stored."""
-    head = orjson.dumps(
-        {
-            "id": row[0],
-            "event_id": row[1],
-            "event_type": row[2],
-            "actor": row[3],
-            "resource": row[4],
-            "correlation_id": row[5],
-            "created_at": iso_time(row[6]),
-        }
-    )
+def json_line(row: Sequence[Any], extra: Mapping[str, Any] | None = None) -> bytes:
+    """One JSON Lines record, newline included; ``details`` is spliced in last, as stored.
+
+    ``extra``: more fields, written after the entry's own and before ``details``.
+    """
+    fields = {
+        "id": row[0],
+        "event_id": row[1],
+        "event_type": row[2],
+        "actor": row[3],
+        "resource": row[4],
+        "correlation_id": row[5],
+        "created_at": iso_time(row[6]),
+    }
+    if extra:
+        fields.update(extra)
     details: str = row[7]
-    return head[:-1] + b',"details":' + details.encode() + b"}\n"
+    return orjson.dumps(fields)[:-1] + b',"details":' + details.encode() + b"}\n"
 
 
 def plain_line(row: Sequence[Any]) -> str:

@@ -80,7 +80,7 @@ from cleveragents.cli.import_lines import (
     parse_chain_line,
     parse_entry_line,
 )
-from cleveragents.cli.render import csv_chunk, iso_time, json_line
+from cleveragents.cli.render import csv_chunk, json_line
 from cleveragents.domain.errors import AuditError
 from cleveragents.infrastructure.accounting import ImportDeclaration
 from cleveragents.infrastructure.persistence import browse
@@ -265,25 +265,11 @@ def chain_line(row: Any) -> bytes:
     ``row`` is a raw row followed by :data:`browse.CHAIN_COLUMNS`; ``details`` is
     spliced in last, as stored, so that an import finds the hashed text again.
     """
-    head = orjson.dumps(
-        {
-            "id": row[0],
-            "event_id": row[1],
-            "event_type": row[2],
-            "actor": row[3],
-            "resource": row[4],
-            "correlation_id": row[5],
-            "created_at": iso_time(row[6]),
-            "seq": row[8],
-            "prev_hash": row[9],
-            "entry_hash": row[10],
-            "hmac": row[11],
-            "writer_id": row[12],
-            "writer_seq": row[13],
-        }
-    )
-    details: str = row[7]
-    return head[:-1] + b',"details":' + details.encode() + b"}\n"
+    chain = dict(zip(_CHAIN_FIELDS, row[8:14], strict=True))
+    return json_line(row, chain)
+
+
+_CHAIN_FIELDS = ("seq", "prev_hash", "entry_hash", "hmac", "writer_id", "writer_seq")
 
 
 def _write_pages(

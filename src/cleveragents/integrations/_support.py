@@ -196,14 +196,9 @@ class AdapterRecorder:
         correlation_id: object = None,
     ) -> bool:
         """Record one entry with its values made fit; False (logged, counted) if it failed."""
+        fields = _fitted(actor, resource, details, correlation_id)
         try:
-            self._audit.record(
-                event_type,
-                actor=clip_text(actor),
-                resource=clip_text(resource),
-                details=to_jsonable(details or {}),
-                correlation_id=clip_text(correlation_id),
-            )
+            self._audit.record(event_type, **fields)
         except Exception as exc:
             self._failed(exc, event_type)
             return False
@@ -220,27 +215,21 @@ class AdapterRecorder:
     ) -> bool:
         """:meth:`record` for values the adapter believes fit already: no conversion first.
 
-        The fast path for adapters whose framework hands them JSON values (OpenTelemetry
-        attributes). If ``record()`` refuses the entry as given (a value not JSON, a
-        text too long, nesting too deep: ``TypeError``, ``ValueError``), it is recorded
-        again through :meth:`record`, which makes everything fit; nothing was queued.
+        The fast path for adapters whose framework hands them JSON values. If
+        ``record()`` refuses the entry as given (a value not JSON, a text too long,
+        nesting too deep: ``TypeError``, ``ValueError``), it is recorded again through
+        :meth:`record`, which makes everything fit; nothing was queued.
         """
+        fields: dict[str, Any] = {
+            "actor": actor,
+            "resource": resource,
+            "details": details,
+            "correlation_id": correlation_id,
+        }
         try:
-            self._audit.record(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
+            self._audit.record(event_type, **fields)
         except (TypeError, ValueError):
-            return self.record(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
+            return self.record(event_type, **fields)
         except Exception as exc:
             self._failed(exc, event_type)
             return False
@@ -256,14 +245,9 @@ class AdapterRecorder:
         correlation_id: object = None,
     ) -> bool:
         """:meth:`record` through ``AuditService.arecord``: never blocks the event loop."""
+        fields = _fitted(actor, resource, details, correlation_id)
         try:
-            await self._audit.arecord(
-                event_type,
-                actor=clip_text(actor),
-                resource=clip_text(resource),
-                details=to_jsonable(details or {}),
-                correlation_id=clip_text(correlation_id),
-            )
+            await self._audit.arecord(event_type, **fields)
         except Exception as exc:
             self._failed(exc, event_type)
             return False
@@ -279,22 +263,16 @@ class AdapterRecorder:
         correlation_id: str | None = None,
     ) -> bool:
         """:meth:`record_json` through ``AuditService.arecord``: never blocks the event loop."""
+        fields: dict[str, Any] = {
+            "actor": actor,
+            "resource": resource,
+            "details": details,
+            "correlation_id": correlation_id,
+        }
         try:
-            await self._audit.arecord(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
+            await self._audit.arecord(event_type, **fields)
         except (TypeError, ValueError):
-            return await self.arecord(
-                event_type,
-                actor=actor,
-                resource=resource,
-                details=details,
-                correlation_id=correlation_id,
-            )
+            return await self.arecord(event_type, **fields)
         except Exception as exc:
             self._failed(exc, event_type)
             return False
@@ -304,3 +282,15 @@ class AdapterRecorder:
         # An adapter must never raise into its framework, not even about its own failure.
         with contextlib.suppress(Exception):
             self._audit.note_adapter_failure(self._name, exc, event_type=event_type.value)
+
+
+def _fitted(
+    actor: object, resource: object, details: Mapping[str, Any] | None, correlation_id: object
+) -> dict[str, Any]:
+    """The keyword arguments of ``record()`` with every value made to fit an entry."""
+    return {
+        "actor": clip_text(actor),
+        "resource": clip_text(resource),
+        "details": to_jsonable(details or {}),
+        "correlation_id": clip_text(correlation_id),
+    }
