@@ -21,11 +21,12 @@ from typing import Any
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.redaction import DEFAULT_REDACT_KEYS, DEFAULT_REDACT_PATTERNS, Redactor
+from cleveragents.domain.rows import ROW_FIELDS, EntryRow
+from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.errors import is_transient
-from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
-from cleveragents.infrastructure.writer import AuditQueue, AuditWriter, RetryPolicy
+from cleveragents.infrastructure.writer import AuditWriter, RetryPolicy
 
 from ._common import ACTOR, CORRELATION_ID, DETAILS, EVENT_TYPE, RESOURCE, TempService
 

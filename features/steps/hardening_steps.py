@@ -19,8 +19,8 @@ from behave.runner import Context
 from sqlalchemy.engine import make_url
 
 from cleveragents import AuditService, Settings, VerifyStatus
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import AuditDatabase
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.spool import Spool
 
 POSTGRES_URL = os.environ.get("CLEVERAGENTS_TEST_POSTGRES_URL")

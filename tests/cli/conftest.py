@@ -20,8 +20,8 @@ from typer.testing import CliRunner, Result
 from cleveragents.cli.main import app, main
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import open_database
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from tests.schema_support import next_revision
 
 __all__ = [

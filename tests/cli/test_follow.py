@@ -11,9 +11,9 @@ from sqlalchemy.engine import Engine
 
 from cleveragents.cli.follow import Follower
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.reads import EntryFilter
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from tests.cli.conftest import Trail, write_rows
 
 

@@ -16,7 +16,7 @@ from cleveragents import AuditService, Settings
 from cleveragents.cli import transfer
 from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.ids import new_event_id
-from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.domain.rows import EntryRow
 from tests.cli.conftest import Trail, json_lines, run_cli, write_rows
 from tests.support import assert_same_json, sqlite_path
 from tests.trail_support import fetch, verify_url

@@ -15,7 +15,7 @@ import pytest
 
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
-from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.spool import Spool
 from tests.support import GENEROUS_S, wait_until
 

@@ -17,15 +17,10 @@ from structlog.testing import capture_logs
 
 from cleveragents.domain.errors import AuditWriterError
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow, PendingRow
 from cleveragents.infrastructure import writer as writer_module
-from cleveragents.infrastructure.persistence.rows import EntryRow
-from cleveragents.infrastructure.writer import (
-    MAX_FAILURES_IN_ROW,
-    AuditQueue,
-    AuditWriter,
-    PartialRow,
-    RetryPolicy,
-)
+from cleveragents.infrastructure.audit_queue import AuditQueue
+from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditWriter, RetryPolicy
 from tests.support import GENEROUS_S, call_bounded, wait_until
 
 
@@ -41,7 +36,7 @@ class PermanentError(Exception):
 WRITER = new_event_id()
 
 
-def make_row(n: int, actor: str | None = None) -> PartialRow:
+def make_row(n: int, actor: str | None = None) -> PendingRow:
     """A row as record() would queue it (the queue adds its writer_seq)."""
     return (
         new_event_id(),
@@ -55,7 +50,7 @@ def make_row(n: int, actor: str | None = None) -> PartialRow:
     )
 
 
-def put_row(entries: AuditQueue, row: PartialRow) -> EntryRow:
+def put_row(entries: AuditQueue, row: PendingRow) -> EntryRow:
     """Put ``row`` on the queue; the row as the sink gets it, with its writer_seq."""
     entries.put_nowait(row)
     return (*row, entries.last_writer_seq)

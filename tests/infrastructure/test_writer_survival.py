@@ -24,13 +24,14 @@ from structlog.testing import capture_logs
 from cleveragents import AuditService, AuditWriterError, Settings, VerifyStatus
 from cleveragents.application import trail as trail_module
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure import spool as spool_module
 from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.persistence.database import AuditDatabase
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.spool import Spool
-from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditQueue, AuditWriter
+from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditWriter
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, wait_until
 from tests.trail_support import verify_url

@@ -20,11 +20,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditError, AuditStorageError
 from cleveragents.domain.event_types import SystemEventType
+from cleveragents.domain.rows import EntryRow, with_writer_seq
 from cleveragents.domain.verification import Checkpoint, VerifyReport
 from cleveragents.infrastructure.accounting import system_row
 from cleveragents.infrastructure.persistence.database import AuditDatabase
 from cleveragents.infrastructure.persistence.errors import describe
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.table import audit_log
 from cleveragents.infrastructure.persistence.verify import (
     PURGE_BATCH,
@@ -348,7 +348,7 @@ def purge(
             },
             writer_id=None,
         )
-        database.write_one((*declaration, None))
+        database.write_one(with_writer_seq(declaration, None))
         deleted = _delete_prefix(database, plan.through_id, progress, plan.count)
         with database.transaction() as connection:
             move_origin(connection, plan.through_seq, plan.through_hash)

@@ -17,8 +17,7 @@ from cleveragents.domain.chain import canonical_header, entry_hash
 from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.event_types import coerce_stored_event_type
 from cleveragents.domain.limits import check_text
-from cleveragents.infrastructure.persistence.bulk import ChainedRow
-from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.domain.rows import ChainedRow, EntryRow
 from cleveragents.infrastructure.spool import NOT_REPLAYED
 
 __all__ = ["LineError", "is_chain_line", "parse_chain_line", "parse_entry_line"]
@@ -98,7 +97,7 @@ def _entry_row(entry: dict[str, Any], *, declarations: bool) -> EntryRow:
         check_text("correlation_id", correlation_id)
     except ValueError as exc:
         raise LineError(str(exc)) from None
-    return (
+    return EntryRow(
         event_id,
         kind.value,
         actor,
@@ -165,12 +164,23 @@ def parse_chain_line(line: bytes) -> ChainedRow:
     assert seq is not None
     assert prev_hash is not None
     assert hashed is not None
-    details = row[4]
+    details = row.details
     if _hash_of(row, details, seq, prev_hash, writer_id, writer_seq) != hashed:
         raw = _raw_details(line)
         if raw is not None and _hash_of(row, raw, seq, prev_hash, writer_id, writer_seq) == hashed:
             details = raw
-    return (*row[:4], details, row[5], row[6], writer_id, writer_seq, seq, prev_hash, hashed, mac)
+    return ChainedRow(
+        *row[:4],
+        details,
+        row.correlation_id,
+        row.created_at,
+        writer_id,
+        writer_seq,
+        seq,
+        prev_hash,
+        hashed,
+        mac,
+    )
 
 
 def _hash_of(

@@ -82,13 +82,12 @@ from cleveragents.cli.import_lines import (
 )
 from cleveragents.cli.render import csv_chunk, json_line
 from cleveragents.domain.errors import AuditError
+from cleveragents.domain.rows import ChainedRow, EntryRow
 from cleveragents.infrastructure.accounting import ImportDeclaration
 from cleveragents.infrastructure.persistence import browse
-from cleveragents.infrastructure.persistence.bulk import ChainedRow
 from cleveragents.infrastructure.persistence.chain_copy import ChainCopy, ChainRefusedError
 from cleveragents.infrastructure.persistence.errors import describe
 from cleveragents.infrastructure.persistence.import_target import ImportTarget
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.verify import one_snapshot
 
 __all__ = [

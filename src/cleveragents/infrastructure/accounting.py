@@ -42,6 +42,7 @@ from typing import Any
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow, PendingRow, with_writer_seq
 
 __all__ = [
     "ImportDeclaration",
@@ -67,9 +68,9 @@ def library_version() -> str:
 
 def system_row(
     kind: SystemEventType, details: Mapping[str, Any], *, writer_id: str | None
-) -> tuple[Any, ...]:
-    """A system entry as the first 8 fields of an :data:`EntryRow` (``writer_seq`` to come)."""
-    return (
+) -> PendingRow:
+    """A system entry, ``writer_seq`` to come."""
+    return PendingRow(
         new_event_id(),
         kind.value,
         SYSTEM_ACTOR,
@@ -95,7 +96,7 @@ class WriterIdentity:
         """The identity of this writer's forked child (call in the child)."""
         return WriterIdentity(self.mode, parent_writer_id=self.writer_id)
 
-    def opened(self) -> tuple[Any, ...]:
+    def opened(self) -> PendingRow:
         """The ``writer.opened`` row."""
         details: dict[str, Any] = {
             "host": self.host,
@@ -109,7 +110,7 @@ class WriterIdentity:
 
     def closed(
         self, *, last_writer_seq: int, recorded: int, written: int, failed: int, dropped: int
-    ) -> tuple[Any, ...]:
+    ) -> PendingRow:
         """The ``writer.closed`` row: the last ``writer_seq`` before it, and the totals."""
         return system_row(
             SystemEventType.WRITER_CLOSED,
@@ -123,7 +124,7 @@ class WriterIdentity:
             writer_id=self.writer_id,
         )
 
-    def dropped(self, count: int, total: int) -> tuple[Any, ...]:
+    def dropped(self, count: int, total: int) -> PendingRow:
         """The ``writer.dropped`` row: ``count`` more entries refused on overflow."""
         return system_row(
             SystemEventType.WRITER_DROPPED,
@@ -131,9 +132,7 @@ class WriterIdentity:
             writer_id=self.writer_id,
         )
 
-    def spooled(
-        self, writer_seqs: Iterable[int], *, spool: str | None, error: str
-    ) -> tuple[Any, ...]:
+    def spooled(self, writer_seqs: Iterable[int], *, spool: str | None, error: str) -> PendingRow:
         """The ``writer.spooled`` row for caller entries given up with these ``writer_seqs``."""
         ranges = writer_seq_ranges(writer_seqs)
         return system_row(
@@ -159,17 +158,19 @@ def writer_seq_ranges(writer_seqs: Iterable[int]) -> list[list[int]]:
     return ranges
 
 
-def replayed_declaration(rows: Sequence[Any]) -> tuple[Any, ...] | None:
+def replayed_declaration(rows: Sequence[EntryRow]) -> EntryRow | None:
     """The ``spool.replayed`` row for the writers' rows among ``rows``, or None if none."""
     by_writer: dict[str, list[int]] = {}
     for row in rows:
-        if row[7] is not None and row[8] is not None:
-            by_writer.setdefault(row[7], []).append(row[8])
+        if row.writer_id is not None and row.writer_seq is not None:
+            by_writer.setdefault(row.writer_id, []).append(row.writer_seq)
     if not by_writer:
         return None
     ranges = {writer: writer_seq_ranges(numbers) for writer, numbers in by_writer.items()}
     details = {"writers": ranges, "count": sum(map(len, by_writer.values()))}
-    return (*system_row(SystemEventType.SPOOL_REPLAYED, details, writer_id=None), None)
+    return with_writer_seq(
+        system_row(SystemEventType.SPOOL_REPLAYED, details, writer_id=None), None
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ class ImportDeclaration:
     source: str  # the file imported, or "-" for standard input
     import_id: str = field(default_factory=new_event_id)
 
-    def __call__(self, rows: Sequence[Any], first_seq: int) -> tuple[Any, ...] | None:
+    def __call__(self, rows: Sequence[EntryRow], first_seq: int) -> EntryRow | None:
         """The declaration of ``rows`` (seq ``first_seq`` on), or None when there are none."""
         if not rows:
             return None
@@ -194,4 +195,6 @@ class ImportDeclaration:
             "source": self.source,
             "import_id": self.import_id,
         }
-        return (*system_row(SystemEventType.TRAIL_IMPORTED, details, writer_id=None), None)
+        return with_writer_seq(
+            system_row(SystemEventType.TRAIL_IMPORTED, details, writer_id=None), None
+        )

@@ -29,7 +29,7 @@ from cleveragents.domain.details import encode_details, load_json_exact
 from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
 from cleveragents.domain.limits import check_text
 from cleveragents.domain.replay import RejectedLine
-from cleveragents.infrastructure.persistence.rows import EntryRow
+from cleveragents.domain.rows import EntryRow
 
 __all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents"]
 
@@ -204,7 +204,7 @@ def _decode_line(raw: bytes) -> EntryRow:
         raise TypeError("writer_id must be a string or null")
     if writer_seq is not None and (type(writer_seq) is not int or writer_seq < 1):
         raise TypeError("writer_seq must be a positive integer or null")
-    return (
+    return EntryRow(
         event_id,
         event_type,
         actor,

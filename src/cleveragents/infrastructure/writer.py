@@ -38,22 +38,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import structlog
 
-from cleveragents.domain.errors import AuditWriterError
+from cleveragents.domain.rows import EntryRow, SystemRow
 from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.exit_hooks import run_at_exit
-from cleveragents.infrastructure.persistence.rows import EntryRow, SystemRow
 from cleveragents.infrastructure.spool import Spool
 
-__all__ = ["MAX_FAILURES_IN_ROW", "AuditQueue", "AuditWriter", "BatchSink", "RetryPolicy"]
+__all__ = ["MAX_FAILURES_IN_ROW", "AuditWriter", "BatchSink", "RetryPolicy"]
 
 _log = structlog.get_logger("cleveragents.audit.writer")
 
-#: A row before the queue gives it its ``writer_seq``: the first 8 fields of an EntryRow.
-PartialRow = tuple[Any, ...]
 #: Failures of the writer loop with no batch done in between, after which the writer gives up.
 MAX_FAILURES_IN_ROW = 8
 
@@ -62,118 +60,6 @@ class BatchSink(Protocol):
     """Where the writer puts its batches: one transaction per call, raising on failure."""
 
     def write_batch(self, rows: Sequence[EntryRow]) -> None: ...
-
-
-class AuditQueue:
-    """The bounded queue between ``record()`` and the writer.
-
-    Entries (row tuples) count against ``maxsize``; control messages (flush
-    barriers, stop) enter through :meth:`put_control` and ignore the bound, so a
-    full queue can never keep a flush or a close out. The items travel through a
-    C-level :class:`queue.SimpleQueue`; the bound and the counters live under one
-    small lock, so an uncontended ``put_nowait`` costs a lock round trip and an
-    append, and waking the writer costs the caller nothing in Python.
-    """
-
-    def __init__(self, maxsize: int) -> None:
-        self.maxsize = maxsize
-        self.entries_put = 0  # caller entries ever accepted
-        self.rejected = 0  # caller entries refused on overflow
-        # The writer_seq of the last row accepted (caller entries and system rows). It
-        # is assigned and the row queued under one lock, so queue order is its order.
-        self.last_writer_seq = 0
-        self.system_put = 0  # system rows ever queued
-        self._entries = 0  # entries waiting
-        self._items: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._lock = threading.Lock()
-        self._room = threading.Condition(self._lock)
-        self._blocked = 0  # producers waiting for room
-        self.refusal: str | None = None  # set when the writer gave up: why
-
-    def put_nowait(self, row: PartialRow) -> None:
-        """Queue ``row`` with the next ``writer_seq``, or raise :class:`queue.Full` at once.
-
-        Raises:
-            AuditWriterError: the writer gave up (:meth:`refuse`).
-        """
-        with self._lock:
-            if self.refusal is not None:
-                raise AuditWriterError(self.refusal)
-            if self._entries >= self.maxsize:
-                raise queue.Full
-            self._entries += 1
-            self.entries_put += 1
-            self.last_writer_seq += 1
-            self._items.put((*row, self.last_writer_seq))
-
-    def put(self, row: PartialRow, timeout: float | None = None) -> None:
-        """Queue ``row``, waiting up to ``timeout`` seconds for room; else :class:`queue.Full`."""
-        with self._room:
-            self._blocked += 1
-            try:
-                if not self._room.wait_for(
-                    lambda: self._entries < self.maxsize or self.refusal is not None, timeout
-                ):
-                    raise queue.Full
-            finally:
-                self._blocked -= 1
-            if self.refusal is not None:
-                raise AuditWriterError(self.refusal)
-            self._entries += 1
-            self.entries_put += 1
-            self.last_writer_seq += 1
-            self._items.put((*row, self.last_writer_seq))
-
-    def put_system(self, row: PartialRow) -> None:
-        """Queue a system row with the next ``writer_seq``; it takes no room and is not counted."""
-        with self._lock:
-            self.last_writer_seq += 1
-            self.system_put += 1
-            self._items.put(SystemRow((*row, self.last_writer_seq)))
-
-    def refuse(self, reason: str) -> None:
-        """From now on, refuse entries with :class:`AuditWriterError` saying ``reason``."""
-        with self._lock:
-            self.refusal = reason
-            self._room.notify_all()
-
-    def note_rejected(self) -> int:
-        """Count one caller entry refused on overflow; the total."""
-        with self._lock:
-            self.rejected += 1
-            return self.rejected
-
-    def put_control(self, message: object) -> None:
-        """Queue ``message`` even when the queue is full."""
-        self._items.put(message)
-
-    def get(self) -> Any:
-        """The next item, waiting for one."""
-        return self._taken(self._items.get())
-
-    def get_nowait(self) -> Any:
-        """The next item, or :class:`queue.Empty`."""
-        return self._taken(self._items.get_nowait())
-
-    def qsize(self) -> int:
-        """Items waiting, control messages included."""
-        return self._items.qsize()
-
-    def entries_waiting(self) -> int:
-        """Entries waiting, control messages not counted."""
-        return self._entries
-
-    def full(self) -> bool:
-        """True when ``put_nowait`` would raise :class:`queue.Full`."""
-        return self._entries >= self.maxsize
-
-    def _taken(self, item: Any) -> Any:
-        if type(item) is tuple:
-            with self._lock:
-                self._entries -= 1
-                if self._blocked:
-                    self._room.notify()
-        return item
 
 
 @dataclass(frozen=True, slots=True)
@@ -378,7 +264,7 @@ class AuditWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if type(item) is tuple or type(item) is SystemRow:
+            if type(item) is EntryRow or type(item) is SystemRow:
                 orphans.append(item)
             else:
                 controls.append(item)
@@ -490,7 +376,7 @@ class AuditWriter:
             self._in_hand, self._settled = batch, set()
         self._barriers_in_hand = barriers
         while True:
-            if type(item) is tuple:
+            if type(item) is EntryRow:
                 batch.append(item)
             elif type(item) is SystemRow:
                 batch.append(item)
@@ -638,7 +524,7 @@ class AuditWriter:
                 self.spooled += count
             total = self.failed
         if count and self._identity is not None and self.on_writer_thread():
-            writer_seqs = [row[8] for row in rows if type(row) is tuple and row[8] is not None]
+            writer_seqs = [row[8] for row in rows if type(row) is EntryRow and row[8] is not None]
             self._undeclared.append((writer_seqs, spool, error))
         return total
 
@@ -711,7 +597,7 @@ class AuditWriter:
 
 def _callers(rows: Sequence[EntryRow]) -> int:
     """How many of ``rows`` are the caller's (not a :class:`SystemRow`)."""
-    return sum(type(row) is tuple for row in rows)
+    return sum(type(row) is EntryRow for row in rows)
 
 
 def _text(exc: BaseException) -> str:

@@ -12,8 +12,8 @@ from structlog.testing import capture_logs
 
 from cleveragents import AuditQueueFullError, AuditService, AuditWriterError
 from cleveragents.application.services import audit_service as audit_service_module
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditWriter
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S, SQLiteWriteLock, call_bounded, wait_until

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cleveragents import AuditService, Settings
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import (
     SQLITE_BUSY_TIMEOUT_S,
     AuditDatabase,
@@ -28,7 +29,6 @@ from cleveragents.infrastructure.persistence.database import (
     open_database,
 )
 from cleveragents.infrastructure.persistence.errors import is_transient
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.table import audit_log
 from tests.support import SQLiteWriteLock, sqlite_path
 

@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -29,9 +29,9 @@ from sqlalchemy.orm import Session
 
 from cleveragents.application import trail
 from cleveragents.application.event_bus import ReactiveEventBus
+from cleveragents.application.services.entry_prep import EntryPreparer, entry_of
 from cleveragents.application.trail import CheckpointingSink, load_checkpoints
 from cleveragents.config.settings import Settings
-from cleveragents.domain.details import encode_details
 from cleveragents.domain.entry import PENDING_ID, AuditLogEntry
 from cleveragents.domain.errors import (
     AuditQueueFullError,
@@ -41,16 +41,14 @@ from cleveragents.domain.event_types import (
     SYSTEM_EVENT_TYPES,
     AuditEventType,
     SystemEventType,
-    coerce_event_type,
 )
 from cleveragents.domain.events import DomainEvent
-from cleveragents.domain.ids import new_event_id
-from cleveragents.domain.limits import check_text, texts_fit
-from cleveragents.domain.redaction import Redactor
 from cleveragents.domain.replay import RejectedLine, ReplayReport
+from cleveragents.domain.rows import PendingRow, with_writer_seq
 from cleveragents.domain.stats import AuditStats
 from cleveragents.domain.verification import Checkpoint, VerifyReport
 from cleveragents.infrastructure.accounting import WriterIdentity
+from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.persistence import reads
 from cleveragents.infrastructure.persistence.database import (
@@ -62,17 +60,10 @@ from cleveragents.infrastructure.persistence.database import (
 )
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.reads import EntryFilter
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.verify import verify_chain
 from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
-from cleveragents.infrastructure.trace_context import audit_io, with_current_span
-from cleveragents.infrastructure.writer import (
-    AuditQueue,
-    AuditWriter,
-    BatchSink,
-    PartialRow,
-    RetryPolicy,
-)
+from cleveragents.infrastructure.trace_context import audit_io
+from cleveragents.infrastructure.writer import AuditWriter, BatchSink, RetryPolicy
 
 __all__ = ["AuditService"]
 
@@ -123,11 +114,7 @@ class AuditService:
         self._identity = WriterIdentity(
             "sync" if session is not None or not self._settings.audit_async else "async"
         )
-        self._redactor = (
-            Redactor(self._settings.audit_redact_keys, self._settings.audit_redact_patterns)
-            if self._settings.audit_redact
-            else None
-        )
+        self._preparer = EntryPreparer(self._settings)
         if session is not None:
             create_schema(session)
             self._spool = Spool(self._spool_path(None))
@@ -245,7 +232,11 @@ class AuditService:
             AuditServiceClosedError: the service is closed.
             AuditWriterError: the writer thread gave up after repeated failures.
         """
-        kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; record() is refused")
+        kind, row, masked = self._preparer.prepare(
+            event_type, actor, resource, details, correlation_id, self._identity.writer_id
+        )
         if self._queue is not None:
             try:
                 self._queue.put_nowait(row)
@@ -256,7 +247,7 @@ class AuditService:
             entry_id = PENDING_ID
         else:
             entry_id = self._write_now(row)
-        return _entry(entry_id, kind, row, masked)
+        return entry_of(entry_id, kind, row, masked)
 
     async def arecord(
         self,
@@ -279,7 +270,11 @@ class AuditService:
 
         A task cancelled while it waits for room records nothing.
         """
-        kind, row, masked = self._prepare(event_type, actor, resource, details, correlation_id)
+        if self._closed:
+            raise AuditServiceClosedError("the audit service is closed; record() is refused")
+        kind, row, masked = self._preparer.prepare(
+            event_type, actor, resource, details, correlation_id, self._identity.writer_id
+        )
         if self._queue is not None:
             try:
                 self._queue.put_nowait(row)
@@ -290,9 +285,9 @@ class AuditService:
             entry_id = PENDING_ID
         else:
             entry_id = await self._write_in_worker(row)
-        return _entry(entry_id, kind, row, masked)
+        return entry_of(entry_id, kind, row, masked)
 
-    async def _write_in_worker(self, row: PartialRow) -> int:
+    async def _write_in_worker(self, row: PendingRow) -> int:
         """:meth:`_write_now` in the service's own worker thread (one: writes are serial).
 
         Not in the loop's default executor: a stuck database would hold its few
@@ -310,42 +305,7 @@ class AuditService:
             future = writes.submit(contextvars.copy_context().run, self._write_now, row)
         return await asyncio.wrap_future(future)
 
-    def _prepare(
-        self,
-        event_type: AuditEventType | str,
-        actor: str | None,
-        resource: str | None,
-        details: Mapping[str, Any] | None,
-        correlation_id: str | None,
-    ) -> tuple[AuditEventType, PartialRow, Mapping[str, Any] | None]:
-        """Check and encode one entry in the caller's thread: its row and masked details."""
-        if self._closed:
-            raise AuditServiceClosedError("the audit service is closed; record() is refused")
-        kind = coerce_event_type(event_type)
-        if not texts_fit(actor, resource, correlation_id):  # limits.py: type, size, NUL, UTF-8
-            check_text("actor", actor)
-            check_text("resource", resource)
-            check_text("correlation_id", correlation_id)
-        details = with_current_span(details) if self._settings.audit_otel_context else details
-        if self._redactor is not None:  # a masked copy; the caller's object is left alone
-            try:
-                details = self._redactor.redact(details)
-            except RecursionError:
-                encode_details(details)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
-                raise
-        row: PartialRow = (  # the queue (or _write_now) adds writer_seq
-            new_event_id(),
-            kind.value,
-            actor,
-            resource,
-            encode_details(details),
-            correlation_id,
-            datetime.now(UTC),
-            self._identity.writer_id,
-        )
-        return kind, row, details
-
-    def _put_when_full(self, row: PartialRow) -> None:
+    def _put_when_full(self, row: PendingRow) -> None:
         """Apply the overflow policy to a row that found the queue full."""
         entries, writer = self._queue, self._writer
         assert entries is not None
@@ -374,7 +334,7 @@ class AuditService:
                 if not writer.is_alive():
                     self._reject(row, "the audit queue is full and its writer is not running")
 
-    async def _aput_when_full(self, row: PartialRow) -> None:
+    async def _aput_when_full(self, row: PendingRow) -> None:
         """:meth:`_put_when_full` for :meth:`arecord`: waits on the loop, not in a thread."""
         entries, writer = self._queue, self._writer
         assert entries is not None
@@ -411,7 +371,7 @@ class AuditService:
         if not self._writer.is_alive():
             self._writer.fail_orphans("the service was closed while record() ran")
 
-    def _reject(self, row: PartialRow, reason: str) -> None:
+    def _reject(self, row: PendingRow, reason: str) -> None:
         assert self._queue is not None
         rejected = self._queue.note_rejected()  # declared by the writer: writer.dropped
         _log.warning(
@@ -426,7 +386,7 @@ class AuditService:
             f" the {row[1]} entry was not recorded"
         )
 
-    def _write_now(self, row: PartialRow) -> int:
+    def _write_now(self, row: PendingRow) -> int:
         with self._sync_lock:
             if self._closed:  # close() ran since record() looked; its writer.closed is written
                 raise AuditServiceClosedError("the audit service is closed; record() is refused")
@@ -446,7 +406,7 @@ class AuditService:
             self._sync_written += 1
         return entry_id
 
-    def _write_system(self, row: PartialRow) -> None:
+    def _write_system(self, row: PendingRow) -> None:
         """Synchronously append a system row (writer.opened, writer.closed)."""
         with self._sync_lock:
             self._open_forked_child()
@@ -457,10 +417,10 @@ class AuditService:
         if self._sync_writer_seq == 0 and self._identity.parent_writer_id is not None:
             self._append_now(self._identity.opened())
 
-    def _append_now(self, row: PartialRow) -> int:
+    def _append_now(self, row: PendingRow) -> int:
         """Commit ``row`` with the next writer_seq (taken only if the commit succeeds)."""
         writer_seq = self._sync_writer_seq + 1
-        full: EntryRow = (*row, writer_seq)
+        full = with_writer_seq(row, writer_seq)
         with audit_io():  # spans of this write are the trail's own, never audited
             if self._session is not None:
                 entry_id = insert_one(self._session, full, hmac_key=self._hmac_key)
@@ -897,22 +857,6 @@ def _close_sync_services() -> None:
 
 # Before the writers' own hook (priority 0): a synchronous service has nothing queued.
 run_at_exit(_close_sync_services, priority=1)
-
-
-def _entry(
-    entry_id: int, kind: AuditEventType, row: PartialRow, details: Mapping[str, Any] | None
-) -> AuditLogEntry:
-    """The entry record() returns for ``row`` (positional: cheaper on the hot path)."""
-    return AuditLogEntry(
-        entry_id,
-        row[0],
-        kind,
-        row[2],
-        row[3],
-        {} if details is None else dict(details),
-        row[5],
-        row[6],
-    )
 
 
 _T = TypeVar("_T")

@@ -1,9 +1,15 @@
 """Persistence: the audit table, the engine factory, batch inserts and reads."""
 
+from cleveragents.domain.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.errors import is_transient
-from cleveragents.infrastructure.persistence.reads import EntryFilter, count, get, query
-from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow, row_to_entry
+from cleveragents.infrastructure.persistence.reads import (
+    EntryFilter,
+    count,
+    get,
+    query,
+    row_to_entry,
+)
 from cleveragents.infrastructure.persistence.table import AuditLogRecord, Base, audit_log
 
 __all__ = [

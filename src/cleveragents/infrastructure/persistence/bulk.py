@@ -38,11 +38,10 @@ from sqlalchemy.exc import DBAPIError
 from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac
 from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.errors import AuditStorageError
-from cleveragents.infrastructure.persistence.rows import ROW_FIELDS, EntryRow
+from cleveragents.domain.rows import CHAIN_FIELDS, ROW_FIELDS, ChainedRow, EntryRow
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
-    "ChainedRow",
     "Declare",
     "StoredAlreadyError",
     "append",
@@ -52,31 +51,12 @@ __all__ = [
     "sqlite_time_text",
 ]
 
-#: An :data:`EntryRow` with its chain fields (seq, prev_hash, entry_hash, hmac) already
-#: given: a row of another database's chain, imported as it is.
-ChainedRow = tuple[
-    str,
-    str,
-    str | None,
-    str | None,
-    str,
-    str | None,
-    datetime,
-    str | None,
-    int | None,
-    int,
-    str,
-    str,
-    str | None,
-]
-
 #: ``declare(new_rows, first_seq)``: one more row to append after ``new_rows`` (which get
 #: seq ``first_seq`` on), in the same transaction, or None.
 Declare = Callable[[Sequence[EntryRow], int], EntryRow | None]
 
-_CHAIN_FIELDS = ("seq", "prev_hash", "entry_hash", "hmac")
-_COLUMNS = ", ".join(ROW_FIELDS + _CHAIN_FIELDS)
-_MARKS = ", ".join("?" * len(ROW_FIELDS + _CHAIN_FIELDS))
+_COLUMNS = ", ".join(ROW_FIELDS + CHAIN_FIELDS)
+_MARKS = ", ".join("?" * len(ROW_FIELDS + CHAIN_FIELDS))
 _SQLITE_INSERT = (
     f"INSERT INTO {audit_log.name} ({_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (event_id) DO NOTHING"
 )

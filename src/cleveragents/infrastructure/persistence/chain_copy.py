@@ -27,8 +27,8 @@ import orjson
 from sqlalchemy import Connection, select
 
 from cleveragents.domain.event_types import SystemEventType
+from cleveragents.domain.rows import ChainedRow
 from cleveragents.infrastructure.persistence.bulk import (
-    ChainedRow,
     StoredAlreadyError,
     append_chained,
     lock_head,

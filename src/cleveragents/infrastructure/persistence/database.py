@@ -24,10 +24,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.errors import AuditStorageError
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.accounting import replayed_declaration
 from cleveragents.infrastructure.persistence.bulk import Declare, StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
-from cleveragents.infrastructure.persistence.rows import EntryRow
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
 from cleveragents.infrastructure.persistence.table import audit_log
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, func, select
 from sqlalchemy.orm import Session
 
+from cleveragents.domain.details import decode_details
 from cleveragents.domain.entry import AuditLogEntry
 from cleveragents.domain.event_types import (
     SYSTEM_EVENT_TYPES,
@@ -16,10 +18,9 @@ from cleveragents.domain.event_types import (
     SystemEventType,
     coerce_stored_event_type,
 )
-from cleveragents.infrastructure.persistence.rows import row_to_entry
 from cleveragents.infrastructure.persistence.table import audit_log
 
-__all__ = ["EntryFilter", "count", "get", "query"]
+__all__ = ["EntryFilter", "count", "get", "query", "row_to_entry"]
 
 Reader = Connection | Session
 
@@ -103,3 +104,17 @@ def get(reader: Reader, event_id: str) -> AuditLogEntry | None:
     """The committed entry with ``event_id``, or None."""
     row = reader.execute(select(audit_log).where(audit_log.c.event_id == event_id)).one_or_none()
     return None if row is None else row_to_entry(row)
+
+
+def row_to_entry(row: Any) -> AuditLogEntry:
+    """Build an :class:`AuditLogEntry` from a selected ``audit_log`` row."""
+    return AuditLogEntry(
+        id=row.id,
+        event_id=row.event_id,
+        event_type=coerce_stored_event_type(row.event_type),
+        actor=row.actor,
+        resource=row.resource,
+        details=decode_details(row.details),
+        correlation_id=row.correlation_id,
+        created_at=row.created_at,
+    )
