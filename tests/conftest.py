@@ -21,7 +21,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from cleveragents import AuditService, Settings
-from cleveragents.infrastructure.persistence import database as database_module
+from cleveragents.infrastructure.persistence import sqlite as sqlite_module
 from tests.support import SQLiteWriteLock, sqlite_path
 
 POSTGRES_URL_ENV = "CLEVERAGENTS_TEST_POSTGRES_URL"
@@ -54,7 +54,7 @@ def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> float:
     The library waits 5 s for another connection's lock before it sees
     ``database is locked``; tests of the retry path should not wait that long.
     """
-    monkeypatch.setattr(database_module, "SQLITE_BUSY_TIMEOUT_S", 0.05)
+    monkeypatch.setattr(sqlite_module, "SQLITE_BUSY_TIMEOUT_S", 0.05)
     return 0.05
 
 

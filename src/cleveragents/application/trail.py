@@ -15,7 +15,7 @@ from pathlib import Path
 
 import orjson
 import structlog
-from sqlalchemy import Connection, case, func, select
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditError, AuditStorageError
@@ -25,17 +25,13 @@ from cleveragents.domain.verification import Checkpoint, VerifyReport
 from cleveragents.infrastructure.accounting import system_row
 from cleveragents.infrastructure.persistence.database import AuditDatabase
 from cleveragents.infrastructure.persistence.errors import describe
-from cleveragents.infrastructure.persistence.table import audit_log
-from cleveragents.infrastructure.persistence.verify import (
-    PURGE_BATCH,
+from cleveragents.infrastructure.persistence.retention import (
     PurgePlan,
-    delete_through,
-    move_origin,
-    one_snapshot,
+    delete_prefix,
     plan_purge,
-    read_head,
-    verify_chain,
+    prefix_summary,
 )
+from cleveragents.infrastructure.persistence.verify import one_snapshot, read_head, verify_chain
 
 __all__ = [
     "Checkpoint",
@@ -249,9 +245,11 @@ def _iso(moment: datetime | None) -> str:
     return "-" if moment is None else moment.isoformat()
 
 
-def _aware(moment: datetime, name: str) -> None:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise ValueError(f"{name} must be timezone-aware, got the naive {moment!r}")
+def _aware(**moments: datetime | None) -> None:
+    """Every moment given (None: not asked about) must be timezone-aware."""
+    for name, moment in moments.items():
+        if moment is not None and (moment.tzinfo is None or moment.utcoffset() is None):
+            raise ValueError(f"{name} must be timezone-aware, got the naive {moment!r}")
 
 
 def preview_purge(
@@ -263,9 +261,7 @@ def preview_purge(
         ValueError: ``before`` or ``recent_since`` is naive.
         AuditStorageError: the database cannot be read.
     """
-    _aware(before, "before")
-    if recent_since is not None:
-        _aware(recent_since, "recent_since")
+    _aware(before=before, recent_since=recent_since)
     try:
         with database.connect() as connection:
             return _preview(connection, before, recent_since)[0]
@@ -279,31 +275,33 @@ def _preview(
     plan = plan_purge(connection, before)
     if plan is None:
         return PurgePreview(before, 0, None, None, None, None, 0, recent_since), None
-    prefix = audit_log.c.id <= plan.through_id
-    recent = (
-        func.count()
-        if recent_since is None
-        else func.count(case((audit_log.c.created_at >= recent_since, 1)))
-    )
-    first_seq, oldest, newest, newer = connection.execute(
-        select(
-            func.min(audit_log.c.seq),
-            func.min(audit_log.c.created_at),
-            func.max(audit_log.c.created_at),
-            recent,
-        ).where(prefix)
-    ).one()
+    held = prefix_summary(connection, plan.through_id, recent_since)
     preview = PurgePreview(
         before,
         plan.count,
-        None if first_seq is None else int(first_seq),
+        held.first_seq,
         plan.through_seq,
-        oldest,
-        newest,
-        0 if recent_since is None else int(newer),
+        held.oldest,
+        held.newest,
+        held.recent,
         recent_since,
     )
     return preview, plan
+
+
+def _allowed_plan(
+    database: AuditDatabase, before: datetime, protect_since: datetime | None
+) -> PurgePlan | None:
+    """The purge's plan (None: nothing to purge), refused when it removes protected entries.
+
+    Raises:
+        PurgeRefusedError: the prefix holds entries created at or after ``protect_since``.
+    """
+    with database.connect() as connection:
+        preview, plan = _preview(connection, before, protect_since)
+    if plan is not None and preview.recent:
+        raise PurgeRefusedError(preview)
+    return plan
 
 
 def purge(
@@ -328,16 +326,11 @@ def purge(
         PurgeRefusedError: the prefix holds entries created at or after ``protect_since``.
         AuditStorageError: the database refused.
     """
-    _aware(before, "before")
-    if protect_since is not None:
-        _aware(protect_since, "protect_since")
+    _aware(before=before, protect_since=protect_since)
     try:
-        with database.connect() as connection:
-            preview, plan = _preview(connection, before, protect_since)
+        plan = _allowed_plan(database, before, protect_since)
         if plan is None:
             return PurgeReport(None, None, 0, before)
-        if preview.recent:
-            raise PurgeRefusedError(preview)
         declaration = system_row(
             SystemEventType.RETENTION_PURGED,
             {
@@ -349,9 +342,7 @@ def purge(
             writer_id=None,
         )
         database.write_one(with_writer_seq(declaration, None))
-        deleted = _delete_prefix(database, plan.through_id, progress, plan.count)
-        with database.transaction() as connection:
-            move_origin(connection, plan.through_seq, plan.through_hash)
+        deleted = delete_prefix(database, plan, progress)
     except SQLAlchemyError as exc:
         raise AuditStorageError(f"purge of {database.url} failed: {describe(exc)}") from exc
     _log.info(
@@ -361,21 +352,3 @@ def purge(
         before=before.isoformat(),
     )
     return PurgeReport(plan.through_seq, plan.through_hash, deleted, before)
-
-
-def _delete_prefix(
-    database: AuditDatabase,
-    through_id: int,
-    progress: Callable[[int, int], None] | None,
-    total: int,
-) -> int:
-    deleted = 0
-    with database.connect() as connection:
-        after = int(connection.execute(select(func.min(audit_log.c.id))).scalar_one() or 1) - 1
-    while after < through_id:
-        with database.transaction() as connection:
-            deleted += delete_through(connection, after, through_id)
-        after = min(through_id, after + PURGE_BATCH)
-        if progress is not None:
-            progress(deleted, total)
-    return deleted

@@ -39,6 +39,11 @@ from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac
 from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.rows import CHAIN_FIELDS, ROW_FIELDS, ChainedRow, EntryRow
+from cleveragents.infrastructure.persistence.sqlite import (
+    aware,
+    begin_immediate,
+    sqlite_time_text,
+)
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
@@ -115,7 +120,7 @@ def append(
     if not rows:
         return 0
     if not postgres:
-        _begin_immediate(connection)
+        begin_immediate(connection)
     # The lock first, then the lookup: a row another writer commits meanwhile is seen.
     head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
     if head is None:
@@ -181,7 +186,7 @@ def lock_head(connection: Connection) -> tuple[int, str]:
     """
     postgres = connection.dialect.name == "postgresql"
     if not postgres:
-        _begin_immediate(connection)
+        begin_immediate(connection)
     head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
     if head is None:
         raise AuditStorageError(
@@ -220,19 +225,6 @@ def append_chained(connection: Connection, rows: Sequence[ChainedRow]) -> None:
         )
     last = rows[-1]
     connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (last[9], last[11]))
-
-
-def _begin_immediate(connection: Connection) -> None:
-    """SQLite: begin with the write lock held, unless a transaction is open already.
-
-    A deferred transaction that read first and then writes fails at once ("database
-    is locked") when another process committed in between; one that takes the lock
-    first waits its busy timeout instead. An injected session's open transaction is
-    left as it is: its first write takes the lock.
-    """
-    driver = connection.connection.driver_connection
-    if not driver.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _new_rows(connection: Connection, rows: Sequence[EntryRow]) -> list[EntryRow]:
@@ -291,24 +283,9 @@ def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int
         cursor.close()
 
 
-def sqlite_time_text(moment: datetime) -> str:
-    """``moment`` in UTC as SQLite stores SQLAlchemy DateTimes: ``YYYY-MM-DD HH:MM:SS.ffffff``."""
-    if moment.tzinfo is UTC:  # record()'s own times: no offset to look up
-        return moment.isoformat(" ", "microseconds")[:26]
-    if _aware(moment).utcoffset():
-        moment = moment.astimezone(UTC)
-    return moment.isoformat(" ", "microseconds")[:26]
-
-
 def _utc(moment: datetime) -> datetime:
     """An aware ``moment`` in UTC: PostgreSQL refuses some offsets Python allows."""
-    return _aware(moment).astimezone(UTC)
-
-
-def _aware(moment: datetime) -> datetime:
-    if moment.utcoffset() is None:
-        raise ValueError(f"naive datetime {moment!r}: audit times must be timezone-aware")
-    return moment
+    return aware(moment).astimezone(UTC)
 
 
 def jsonb_text(details: str | None) -> str | None:

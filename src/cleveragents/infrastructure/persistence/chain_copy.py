@@ -33,8 +33,8 @@ from cleveragents.infrastructure.persistence.bulk import (
     append_chained,
     lock_head,
 )
+from cleveragents.infrastructure.persistence.retention import move_origin
 from cleveragents.infrastructure.persistence.table import audit_log
-from cleveragents.infrastructure.persistence.verify import move_origin
 
 __all__ = ["ChainCopy", "ChainRefusedError"]
 

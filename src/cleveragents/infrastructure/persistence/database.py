@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, select
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -21,7 +19,6 @@ from sqlalchemy.exc import (
     SQLAlchemyError,
 )
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import StaticPool
 
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.rows import EntryRow
@@ -29,6 +26,13 @@ from cleveragents.infrastructure.accounting import replayed_declaration
 from cleveragents.infrastructure.persistence.bulk import Declare, StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
+from cleveragents.infrastructure.persistence.sqlite import (
+    SQLITE_BUSY_TIMEOUT_S,
+    create_private_file,
+    is_sqlite_file,
+    is_sqlite_memory,
+    sqlite_engine,
+)
 from cleveragents.infrastructure.persistence.table import audit_log
 
 __all__ = [
@@ -40,12 +44,8 @@ __all__ = [
     "sqlite_file_path",
 ]
 
-#: How long a SQLite connection waits for another connection's lock before "database is locked".
-SQLITE_BUSY_TIMEOUT_S = 5.0
 #: Rows per transaction when a spool is replayed.
 _REPLAY_BATCH = 500
-#: Mode of the files the service creates: owner only.
-_PRIVATE = 0o600
 #: How long a PostgreSQL connection attempt may take before it counts as unreachable.
 POSTGRES_CONNECT_TIMEOUT_S = 10
 #: How to install the PostgreSQL driver (psycopg 3): the package's ``postgres`` extra.
@@ -75,7 +75,7 @@ class AuditDatabase:
         # SQLite keeps its locks' bookkeeping in process memory: a child forked in the
         # middle of a write would believe it holds the write lock, and see "database is
         # locked" for ever. Writes to a SQLite file hold this lock; a fork waits for it.
-        self._is_sqlite_file = _is_sqlite_file(engine.url)
+        self._is_sqlite_file = is_sqlite_file(engine.url)
         self._writing = threading.Lock()
         self._held_for_fork = False
 
@@ -83,7 +83,7 @@ class AuditDatabase:
     def sqlite_path(self) -> Path | None:
         """The SQLite file, or None (in-memory SQLite, PostgreSQL)."""
         url = self.engine.url
-        return Path(url.database) if _is_sqlite_file(url) and url.database else None
+        return Path(url.database) if is_sqlite_file(url) and url.database else None
 
     @property
     def url(self) -> str:
@@ -280,15 +280,15 @@ def open_database(
     """
     parsed = _parse(url)
     safe_url = parsed.render_as_string(hide_password=True)
-    if not create and _is_sqlite_file(parsed) and not Path(str(parsed.database)).is_file():
+    if not create and is_sqlite_file(parsed) and not Path(str(parsed.database)).is_file():
         raise AuditStorageError(f"no audit database at {parsed.database} ({safe_url!r})")
-    if _is_sqlite_file(parsed) and parsed.database:
-        _create_private_file(Path(parsed.database), safe_url)
+    if is_sqlite_file(parsed) and parsed.database:
+        create_private_file(Path(parsed.database), safe_url)
     backend = parsed.get_backend_name()
-    shared = backend == "sqlite" and _is_sqlite_memory(parsed)
+    shared = backend == "sqlite" and is_sqlite_memory(parsed)
     try:
         if backend == "sqlite":
-            engine = _sqlite_engine(parsed, memory=shared)
+            engine = sqlite_engine(parsed, memory=shared)
         else:
             engine = create_engine(
                 parsed,
@@ -326,7 +326,7 @@ def sqlite_file_path(url: str) -> Path | None:
         AuditStorageError: the URL is malformed or names an unsupported backend.
     """
     parsed = _parse(url)
-    return Path(str(parsed.database)) if _is_sqlite_file(parsed) else None
+    return Path(str(parsed.database)) if is_sqlite_file(parsed) else None
 
 
 def _parse(url: str) -> URL:
@@ -340,81 +340,9 @@ def _parse(url: str) -> URL:
             f"unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)!r};"
             " use sqlite:///PATH or postgresql+psycopg://..."
         )
-    if _is_sqlite_file(parsed) and parsed.database:
+    if is_sqlite_file(parsed) and parsed.database:
         # Pin a relative path now: the pool opens connections later, maybe after a chdir.
         parsed = parsed.set(database=os.path.abspath(parsed.database))
     if parsed.drivername == "postgresql":  # SQLAlchemy defaults to psycopg2; we ship psycopg 3
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def _create_private_file(path: Path, safe_url: str) -> None:
-    """Create a missing SQLite file readable and writable by its owner only: it holds audit data."""
-    if path.exists():
-        return
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _PRIVATE))
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise AuditStorageError(
-            f"cannot open the audit database {safe_url!r}: {exc.strerror}: {path}"
-        ) from exc
-
-
-def _is_sqlite_file(url: URL) -> bool:
-    """A plain SQLite file path (not in-memory, not a ``file:`` URI)."""
-    return (
-        url.get_backend_name() == "sqlite"
-        and bool(url.database)
-        and not _is_sqlite_memory(url)
-        and "uri" not in url.query
-    )
-
-
-def _is_sqlite_memory(url: URL) -> bool:
-    return url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
-
-
-def _sqlite_engine(url: URL, *, memory: bool) -> Engine:
-    if memory:
-        return create_engine(
-            url,
-            hide_parameters=True,
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-        )
-    engine = create_engine(
-        url, hide_parameters=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S}
-    )
-
-    @event.listens_for(engine, "connect")
-    def _configure(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            _enable_wal(cursor)
-        finally:
-            cursor.close()
-
-    return engine
-
-
-def _enable_wal(cursor: Any) -> None:
-    """``PRAGMA journal_mode = WAL``, retried while another process holds the file.
-
-    When several processes open a fresh file at once, SQLite may answer "database
-    is locked" at once, without waiting its busy timeout (one of them is turning
-    the file to WAL). Retried for at most the busy timeout.
-    """
-    give_up_at = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    pause = 0.005
-    while True:
-        try:
-            cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= give_up_at:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)

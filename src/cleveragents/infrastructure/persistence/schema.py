@@ -32,11 +32,12 @@ from alembic.config import Config
 from alembic.operations import Operations
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, Column, Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import JSON, Column, Connection, Engine, inspect, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.pool import NullPool
 
 from cleveragents.domain.errors import AuditSchemaError
+from cleveragents.infrastructure.persistence.migrations.versions.v0001_audit_log import INDEXES
+from cleveragents.infrastructure.persistence.sqlite import is_sqlite_memory, locking_engine
 
 __all__ = [
     "BASE_REVISION",
@@ -291,10 +292,6 @@ def _quiet_alembic() -> Iterator[None]:
 
 def _adopt(connection: Connection, safe_url: str) -> None:
     """Give an audit_log made before migrations the first revision's shape, and stamp it."""
-    from cleveragents.infrastructure.persistence.migrations.versions.v0001_audit_log import (
-        INDEXES,
-    )
-
     inspector = inspect(connection)
     columns = {column["name"] for column in inspector.get_columns(_TABLE)}
     missing = sorted(_BASE_COLUMNS - columns)
@@ -330,11 +327,8 @@ def locked_transaction(engine: Engine) -> Iterator[Connection]:
     advisory lock.
     """
     url = engine.url
-    if url.get_backend_name() == "sqlite" and not _is_memory(engine):
-        timeout = _busy_timeout()
-        locking = create_engine(url, poolclass=NullPool, connect_args={"timeout": timeout})
-        event.listen(locking, "connect", _autocommit_driver)
-        event.listen(locking, "begin", _begin_immediate)
+    if url.get_backend_name() == "sqlite" and not is_sqlite_memory(url):
+        locking = locking_engine(url)
         try:
             with locking.begin() as connection:
                 yield connection
@@ -345,25 +339,3 @@ def locked_transaction(engine: Engine) -> Iterator[Connection]:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
         yield connection
-
-
-def _is_memory(engine: Engine) -> bool:
-    database = engine.url.database
-    return database in (None, "", ":memory:") or engine.url.query.get("mode") == "memory"
-
-
-def _busy_timeout() -> float:
-    # Read when needed (database.py imports this module, and tests shorten the timeout).
-    from cleveragents.infrastructure.persistence import database
-
-    return database.SQLITE_BUSY_TIMEOUT_S
-
-
-def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
-    # The sqlite3 module would otherwise begin (deferred) only before DML, and run DDL
-    # outside any transaction; the "begin" listener below opens one explicitly.
-    dbapi_connection.isolation_level = None
-
-
-def _begin_immediate(connection: Connection) -> None:
-    connection.exec_driver_sql("BEGIN IMMEDIATE")

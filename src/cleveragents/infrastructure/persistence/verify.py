@@ -1,4 +1,4 @@
-"""Reading the chain for ``verify``, ``checkpoint`` and ``purge``.
+"""Reading the chain for ``verify`` and ``checkpoint``.
 
 The rows are read in pages by ``id`` (commit order, the primary key), in one
 snapshot, so memory stays bounded however long the trail is and writers and
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from sqlalchemy import Connection, String, Text, cast, delete, func, select, type_coerce, update
+from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce
 
 from cleveragents.domain.chain import GENESIS_HASH
 from cleveragents.domain.event_types import SystemEventType
@@ -24,24 +24,18 @@ from cleveragents.domain.verification import (
     StoredRow,
     VerifyReport,
 )
-from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
+from cleveragents.infrastructure.persistence.sqlite import sqlite_time_text
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
     "ChainHead",
-    "PurgePlan",
-    "delete_through",
-    "move_origin",
     "one_snapshot",
-    "plan_purge",
     "read_head",
     "verify_chain",
 ]
 
 #: Rows per page while verifying.
 VERIFY_PAGE = 5_000
-#: Rows deleted per transaction by a purge.
-PURGE_BATCH = 10_000
 
 _COLUMNS = (
     audit_log.c.id,
@@ -248,58 +242,3 @@ def verify_chain(
         if progress is not None:
             progress(done, total)
     return verifier.finish(head_seq=head_seq, head_hash=head_hash)
-
-
-@dataclass(frozen=True, slots=True)
-class PurgePlan:
-    """What a purge removes: the rows up to ``through_id``, the chain up to ``through_seq``."""
-
-    through_id: int
-    through_seq: int
-    through_hash: str
-    count: int
-
-
-def plan_purge(connection: Connection, before: datetime) -> PurgePlan | None:
-    """The longest prefix of the chain (in commit order) whose entries are all older than
-    ``before``; None when nothing goes.
-
-    Only a prefix: an entry at or after ``before`` ends it, even if older ones follow
-    (timestamps are the writers' claims, and clocks differ).
-    """
-    first_kept = connection.execute(
-        select(audit_log.c.id)
-        .where(audit_log.c.created_at >= before)
-        .order_by(audit_log.c.id)
-        .limit(1)
-    ).scalar_one_or_none()
-    last = select(audit_log.c.id, audit_log.c.seq, audit_log.c.entry_hash).where(
-        audit_log.c.seq.is_not(None)
-    )
-    if first_kept is not None:
-        last = last.where(audit_log.c.id < first_kept)
-    row = connection.execute(last.order_by(audit_log.c.id.desc()).limit(1)).first()
-    if row is None or row.entry_hash is None:
-        return None
-    count = connection.execute(
-        select(func.count()).select_from(audit_log).where(audit_log.c.id <= row.id)
-    ).scalar_one()
-    return PurgePlan(int(row.id), int(row.seq), str(row.entry_hash), int(count))
-
-
-def delete_through(connection: Connection, after_id: int, through_id: int) -> int:
-    """Delete one batch of the prefix, ids in (after_id, after_id + PURGE_BATCH]; rows gone."""
-    upper = min(through_id, after_id + PURGE_BATCH)
-    result = connection.execute(
-        delete(audit_log).where(audit_log.c.id > after_id, audit_log.c.id <= upper)
-    )
-    return int(result.rowcount)
-
-
-def move_origin(connection: Connection, through_seq: int, through_hash: str) -> None:
-    """The kept chain now starts after ``through_seq``."""
-    connection.execute(
-        update(audit_chain)
-        .where(audit_chain.c.id == 1)
-        .values(origin_seq=through_seq + 1, origin_prev_hash=through_hash)
-    )
