@@ -37,7 +37,7 @@ def make_row(
     n: int = 0, *, event_id: str | None = None, created_at: datetime | None = None
 ) -> EntryRow:
     """A row as record() builds it."""
-    return (
+    return EntryRow(
         event_id or new_event_id(),
         "tool.invoked",
         f"actor-{n}",
@@ -121,7 +121,7 @@ def test_opening_creates_the_table_only_when_missing(database_url: str) -> None:
     first.dispose()
     second = open_database(database_url)
     try:
-        assert stored_event_ids(second) == [row[0]]
+        assert stored_event_ids(second) == [row.event_id]
     finally:
         second.dispose()
 
@@ -132,7 +132,7 @@ def test_in_memory_database_is_shared_by_every_connection_of_one_engine() -> Non
     try:
         row = make_row()
         database.write_batch([row])
-        assert stored_event_ids(database) == [row[0]]
+        assert stored_event_ids(database) == [row.event_id]
         assert database.write_one(make_row(1)) == 2
     finally:
         database.dispose()
@@ -183,7 +183,7 @@ def test_write_batch_inserts_all_rows_in_order(database: AuditDatabase) -> None:
     """A batch's rows get ascending ids in batch order."""
     rows = [make_row(n) for n in range(250)]
     database.write_batch(rows)
-    assert stored_event_ids(database) == [row[0] for row in rows]
+    assert stored_event_ids(database) == [row.event_id for row in rows]
 
 
 def test_a_row_stored_already_is_skipped(database: AuditDatabase) -> None:
@@ -191,7 +191,7 @@ def test_a_row_stored_already_is_skipped(database: AuditDatabase) -> None:
     rows = [make_row(n) for n in range(5)]
     database.write_batch(rows[:3])
     database.write_batch(rows)
-    assert stored_event_ids(database) == [row[0] for row in rows]
+    assert stored_event_ids(database) == [row.event_id for row in rows]
 
 
 def test_write_one_returns_the_new_id(database: AuditDatabase) -> None:
@@ -204,8 +204,7 @@ def test_write_one_returns_the_new_id(database: AuditDatabase) -> None:
 def test_a_batch_is_one_transaction(database: AuditDatabase) -> None:
     """When one row of a batch cannot be written, none of the batch is committed."""
     good = make_row(1)
-    bad = make_row(2)
-    bad = (bad[0], None, *bad[2:])  # type: ignore[assignment]  # event_type is NOT NULL
+    bad = make_row(2)._replace(event_type=None)  # type: ignore[arg-type]  # NOT NULL
     with pytest.raises(IntegrityError):
         database.write_batch([good, bad])
     assert stored_event_ids(database) == []

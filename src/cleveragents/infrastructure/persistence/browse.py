@@ -190,7 +190,7 @@ def totals_by_type_and_actor(
         .where(*where.clauses())
         .group_by(*groups)
     )
-    return [(row[0], row[1], int(row[2])) for row in connection.execute(statement)]
+    return [(kind, actor, int(n)) for kind, actor, n in connection.execute(statement)]
 
 
 def totals(
@@ -207,7 +207,7 @@ def totals(
     )
     if limit is not None:
         statement = statement.limit(limit)
-    return [(row[0], int(row[1])) for row in connection.execute(statement)]
+    return [(value, int(n)) for value, n in connection.execute(statement)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +228,8 @@ def bounds(connection: Connection, where: EntryFilter) -> Bounds:
         base.order_by(audit_log.c.created_at.desc(), audit_log.c.id.desc()).limit(1)
     ).first()
     return Bounds(
-        oldest=None if first is None else (int(first[0]), first[1]),
-        newest=None if last is None else (int(last[0]), last[1]),
+        oldest=None if first is None else (int(first.id), first.created_at),
+        newest=None if last is None else (int(last.id), last.created_at),
     )
 
 

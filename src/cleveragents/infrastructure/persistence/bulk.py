@@ -83,6 +83,8 @@ _POSTGRES_MOVE = (
     f"SELECT {_COLUMNS}, details_json FROM {_STAGE} ORDER BY seq "
     "ON CONFLICT (event_id) DO NOTHING"
 )
+# Where the details text stands in an INSERT's parameters (ROW_FIELDS' order).
+_DETAILS = ROW_FIELDS.index("details")
 # Event ids looked up per statement when stored ones are skipped.
 _LOOKUP_CHUNK = 500
 
@@ -116,30 +118,35 @@ def append(
         AuditStorageError: the chain's head row is missing (see ``verify``).
         sqlalchemy.exc.SQLAlchemyError: the database refused the write.
     """
-    postgres = connection.dialect.name == "postgresql"
     if not rows:
         return 0
-    if not postgres:
-        begin_immediate(connection)
+    postgres = connection.dialect.name == "postgresql"
     # The lock first, then the lookup: a row another writer commits meanwhile is seen.
-    head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
-    if head is None:
-        raise AuditStorageError(
-            f"the chain head (row 1 of {audit_chain.name}) is missing, so no entry can be"
-            " chained: the trail was damaged or tampered with; run `cleveragents-audit verify`"
-        )
+    seq, prev_hex = _lock(connection, postgres, ", so no entry can be chained")
     if skip_stored:
         rows = _new_rows(connection, rows)
         if not rows:
             return 0
-    seq, prev_hex = int(head[0]), str(head[1])
     declared = 0
     if declare is not None:
         extra = declare(rows, seq + 1)
         if extra is not None:
             rows, declared = [*rows, extra], 1
-    prev = bytes.fromhex(prev_hex)
     stored_time = _utc if postgres else sqlite_time_text
+    linked, head = _linked(rows, seq, prev_hex, hmac_key, stored_time)
+    return _store(connection, linked, postgres, head) - declared
+
+
+def _linked(
+    rows: Sequence[EntryRow],
+    seq: int,
+    prev_hex: str,
+    hmac_key: bytes | None,
+    stored_time: Callable[[datetime], Any],
+) -> tuple[list[tuple[Any, ...]], tuple[int, str]]:
+    """The rows linked after the head (``seq``, ``prev_hex``), in the INSERT's column order
+    (ROW_FIELDS, then the chain's fields); and the new head."""
+    prev = bytes.fromhex(prev_hex)  # once: each link then hashes the raw digest before it
     linked: list[tuple[Any, ...]] = []
     add, header, link = linked.append, canonical_header, entry_digest  # the hot loop's names
     for row in rows:
@@ -149,7 +156,6 @@ def append(
         digest = link(prev, header(seq, *row))
         hashed = digest.hex()
         mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
-        # In the column order of the INSERT (ROW_FIELDS, then the chain's fields).
         add(
             (
                 event_id,
@@ -168,14 +174,20 @@ def append(
             )
         )
         prev, prev_hex = digest, hashed
-    insert = _postgres_copy if postgres else _sqlite_insert
-    inserted = insert(connection, linked)
+    return linked, (seq, prev_hex)
+
+
+def _store(
+    connection: Connection, linked: list[tuple[Any, ...]], postgres: bool, head: tuple[int, str]
+) -> int:
+    """Insert the ``linked`` rows, all new or none (:class:`StoredAlreadyError`); move the head."""
+    inserted = (_postgres_copy if postgres else _sqlite_insert)(connection, linked)
     if inserted != len(linked):
         raise StoredAlreadyError(
             f"{len(linked) - inserted} of {len(linked)} rows are stored already"
         )
-    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (seq, prev_hex))
-    return inserted - declared
+    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, head)
+    return inserted
 
 
 def lock_head(connection: Connection) -> tuple[int, str]:
@@ -184,16 +196,21 @@ def lock_head(connection: Connection) -> tuple[int, str]:
     Raises:
         AuditStorageError: the chain's head row is missing.
     """
-    postgres = connection.dialect.name == "postgresql"
+    return _lock(connection, connection.dialect.name == "postgresql", "")
+
+
+def _lock(connection: Connection, postgres: bool, consequence: str) -> tuple[int, str]:
+    """Take the chain's lock and read the head (seq, entry_hash); ``consequence`` ends the
+    first clause of the error raised when the head row is missing."""
     if not postgres:
         begin_immediate(connection)
     head = connection.exec_driver_sql(_HEAD + (" FOR UPDATE" if postgres else "")).first()
     if head is None:
         raise AuditStorageError(
-            f"the chain head (row 1 of {audit_chain.name}) is missing: the trail was damaged"
-            " or tampered with; run `cleveragents-audit verify`"
+            f"the chain head (row 1 of {audit_chain.name}) is missing{consequence}: the trail"
+            " was damaged or tampered with; run `cleveragents-audit verify`"
         )
-    return int(head[0]), str(head[1])
+    return int(head.head_seq), str(head.head_hash)
 
 
 def append_chained(connection: Connection, rows: Sequence[ChainedRow]) -> None:
@@ -211,26 +228,22 @@ def append_chained(connection: Connection, rows: Sequence[ChainedRow]) -> None:
         return
     postgres = connection.dialect.name == "postgresql"
     stored_time = _utc if postgres else sqlite_time_text
-    linked = [(*row[:6], stored_time(row[6]), *row[7:]) for row in rows]
+    linked = [
+        (event_id, kind, actor, resource, details, correlation_id, stored_time(created), *rest)
+        for event_id, kind, actor, resource, details, correlation_id, created, *rest in rows
+    ]
     if postgres:
         # One transaction may copy many batches: the staging table is emptied at commit only.
         connection.exec_driver_sql(_POSTGRES_STAGE)
         connection.exec_driver_sql(f"DELETE FROM {_STAGE}")
-        inserted = _postgres_copy(connection, linked)
-    else:
-        inserted = _sqlite_insert(connection, linked)
-    if inserted != len(linked):
-        raise StoredAlreadyError(
-            f"{len(linked) - inserted} of {len(linked)} rows are stored already"
-        )
     last = rows[-1]
-    connection.exec_driver_sql(_POSTGRES_MOVE_HEAD if postgres else _MOVE_HEAD, (last[9], last[11]))
+    _store(connection, linked, postgres, (last.seq, last.entry_hash))
 
 
 def _new_rows(connection: Connection, rows: Sequence[EntryRow]) -> list[EntryRow]:
     """``rows`` without those whose event_id is stored, or seen earlier in ``rows``."""
     seen: set[str] = set()
-    ids = list(dict.fromkeys(row[0] for row in rows))
+    ids = list(dict.fromkeys(row.event_id for row in rows))
     for start in range(0, len(ids), _LOOKUP_CHUNK):
         chunk = ids[start : start + _LOOKUP_CHUNK]
         stored = connection.execute(
@@ -241,8 +254,8 @@ def _new_rows(connection: Connection, rows: Sequence[EntryRow]) -> list[EntryRow
         seen.update(stored)
     fresh: list[EntryRow] = []
     for row in rows:
-        if row[0] not in seen:
-            seen.add(row[0])
+        if row.event_id not in seen:
+            seen.add(row.event_id)
             fresh.append(row)
     return fresh
 
@@ -260,7 +273,7 @@ def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int
     try:
         with cursor.copy(_POSTGRES_COPY) as copy:
             for row in linked:
-                copy.write_row((*row, jsonb_text(row[4])))
+                copy.write_row((*row, jsonb_text(row[_DETAILS])))
         cursor.execute(_POSTGRES_MOVE)
         return int(cursor.rowcount)
     except dialect.loaded_dbapi.Error as exc:
@@ -285,6 +298,8 @@ def _postgres_copy(connection: Connection, linked: list[tuple[Any, ...]]) -> int
 
 def _utc(moment: datetime) -> datetime:
     """An aware ``moment`` in UTC: PostgreSQL refuses some offsets Python allows."""
+    if moment.tzinfo is UTC:  # record()'s own times: nothing to check or convert
+        return moment
     return aware(moment).astimezone(UTC)
 
 

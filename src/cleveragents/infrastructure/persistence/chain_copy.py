@@ -83,11 +83,11 @@ class ChainCopy:
         stored = {} if self._empty else self._stored(rows)
         new: list[ChainedRow] = []
         for index, row in enumerate(rows):
-            place = stored.get(row[0])
+            place = stored.get(row.event_id)
             if place is not None:
-                if place != (row[9], row[11]):
+                if place != (row.seq, row.entry_hash):
                     raise ChainRefusedError(
-                        f"entry {row[0]} is in the target already at seq {place[0]} with"
+                        f"entry {row.event_id} is in the target already at seq {place[0]} with"
                         f" another hash: the target holds another chain",
                         index,
                     )
@@ -96,13 +96,13 @@ class ChainCopy:
             if self._first is None and not self._empty:
                 self._check_continues(row, index)
             if self._first is None:
-                self._first = (row[9], row[10])
-            elif row[9] != self.head_seq + 1 or row[10] != self.head_hash:
+                self._first = (row.seq, row.prev_hash)
+            elif row.seq != self.head_seq + 1 or row.prev_hash != self.head_hash:
                 self.breaks += 1
-            self.head_seq, self.head_hash = row[9], row[11]
+            self.head_seq, self.head_hash = row.seq, row.entry_hash
             new.append(row)
-            if row[1] == _PURGED:
-                self._purged_through = max(self._purged_through, _through_seq(row[4]))
+            if row.event_type == _PURGED:
+                self._purged_through = max(self._purged_through, _through_seq(row.details))
         if not new:
             return
         try:
@@ -133,16 +133,16 @@ class ChainCopy:
             move_origin(self._connection, first_seq - 1, prev_hash)
 
     def _check_continues(self, row: ChainedRow, index: int) -> None:
-        if row[9] != self.head_seq + 1 or row[10] != self.head_hash:
+        if row.seq != self.head_seq + 1 or row.prev_hash != self.head_hash:
             raise ChainRefusedError(
-                f"seq {row[9]} does not continue the target's chain (its head is seq"
+                f"seq {row.seq} does not continue the target's chain (its head is seq"
                 f" {self.head_seq}, {self.head_hash[:12]}...): the target holds another chain",
                 index,
             )
 
     def _stored(self, rows: Sequence[ChainedRow]) -> dict[str, tuple[int | None, str | None]]:
         """event_id -> (seq, entry_hash) of the rows among ``rows`` that are stored."""
-        ids = list(dict.fromkeys(row[0] for row in rows))
+        ids = list(dict.fromkeys(row.event_id for row in rows))
         found: dict[str, tuple[int | None, str | None]] = {}
         for start in range(0, len(ids), _LOOKUP_CHUNK):
             statement = select(audit_log.c.event_id, audit_log.c.seq, audit_log.c.entry_hash).where(

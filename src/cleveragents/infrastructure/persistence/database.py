@@ -115,7 +115,7 @@ class AuditDatabase:
         """Append one row and commit; return its id."""
         with self._writing, self._guard, self.engine.begin() as connection:
             append(connection, [row], hmac_key=self.hmac_key, skip_stored=True)
-            return _id_of(connection, row[0])
+            return _id_of(connection, row.event_id)
 
     def insert_new(
         self, rows: Sequence[EntryRow], *, declare: Declare | None = None
@@ -235,7 +235,7 @@ def insert_one(session: Session, row: EntryRow, *, hmac_key: bytes | None) -> in
     try:
         connection = session.connection()
         append(connection, [row], hmac_key=hmac_key, skip_stored=True)
-        new_id = _id_of(connection, row[0])
+        new_id = _id_of(connection, row.event_id)
         session.commit()
     except BaseException:
         session.rollback()  # or every later use of the caller's session fails
@@ -284,24 +284,8 @@ def open_database(
         raise AuditStorageError(f"no audit database at {parsed.database} ({safe_url!r})")
     if is_sqlite_file(parsed) and parsed.database:
         create_private_file(Path(parsed.database), safe_url)
-    backend = parsed.get_backend_name()
-    shared = backend == "sqlite" and is_sqlite_memory(parsed)
-    try:
-        if backend == "sqlite":
-            engine = sqlite_engine(parsed, memory=shared)
-        else:
-            engine = create_engine(
-                parsed,
-                hide_parameters=True,
-                pool_pre_ping=True,
-                connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
-            )
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-        problem = str(exc)
-        if isinstance(exc, ImportError) and backend == "postgresql":
-            problem = f"the PostgreSQL driver (psycopg 3) cannot be imported ({exc}); install it "
-            problem += f"with: {POSTGRES_EXTRA}"
-        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {problem}") from exc
+    shared = parsed.get_backend_name() == "sqlite" and is_sqlite_memory(parsed)
+    engine = _engine(parsed, safe_url, memory=shared)
     try:
         if check_schema:
             ensure_schema(engine, safe_url, create=create)
@@ -317,6 +301,30 @@ def open_database(
         engine.dispose()
         raise
     return AuditDatabase(engine, shared_connection=shared, hmac_key=hmac_key)
+
+
+def _engine(parsed: URL, safe_url: str, *, memory: bool) -> Engine:
+    """The engine for ``parsed``, with its backend's settings.
+
+    Raises:
+        AuditStorageError: the URL or its driver cannot be used.
+    """
+    backend = parsed.get_backend_name()
+    try:
+        if backend == "sqlite":
+            return sqlite_engine(parsed, memory=memory)
+        return create_engine(
+            parsed,
+            hide_parameters=True,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": POSTGRES_CONNECT_TIMEOUT_S},
+        )
+    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+        problem = str(exc)
+        if isinstance(exc, ImportError) and backend == "postgresql":
+            problem = f"the PostgreSQL driver (psycopg 3) cannot be imported ({exc}); install it "
+            problem += f"with: {POSTGRES_EXTRA}"
+        raise AuditStorageError(f"cannot use the database URL {safe_url!r}: {problem}") from exc
 
 
 def sqlite_file_path(url: str) -> Path | None:

@@ -89,7 +89,9 @@ def read_head(connection: Connection) -> ChainHead | None:
     ).first()
     if row is None:
         return None
-    return ChainHead(int(row[0]), str(row[1]), int(row[2]), str(row[3]))
+    return ChainHead(
+        int(row.head_seq), str(row.head_hash), int(row.origin_seq), str(row.origin_prev_hash)
+    )
 
 
 def _purge_declarations(connection: Connection) -> list[tuple[int, str]]:
@@ -183,6 +185,25 @@ def one_snapshot(connection: Connection) -> Connection:
     return connection
 
 
+def _start(connection: Connection, declared: list[tuple[int, str]]) -> tuple[int, str]:
+    """Where verifying begins, (seq, prev_hash): after the newest purge ``declared``, if any."""
+    if not declared:
+        return 1, GENESIS_HASH
+    through, through_hash = max(declared)
+    first = connection.execute(
+        select(audit_log.c.seq, audit_log.c.prev_hash)
+        .where(audit_log.c.seq.is_not(None))
+        .order_by(audit_log.c.id)
+        .limit(1)
+    ).first()
+    if first is not None and type(first.seq) is int and first.seq <= through:
+        # Rows the declaration says are purged are still there (an unfinished purge,
+        # or a forged declaration): they are verified too, from the first one, whose
+        # link to the rows purged before it is taken as it stands.
+        return first.seq, GENESIS_HASH if first.seq == 1 else str(first.prev_hash)
+    return through + 1, through_hash
+
+
 def verify_chain(
     connection: Connection,
     *,
@@ -198,22 +219,7 @@ def verify_chain(
     checkpoints = list(checkpoints)
     head_seq, head_hash, last_id = _snapshot(connection)
     declared = _purge_declarations(connection)
-    start_seq, start_prev = 1, GENESIS_HASH
-    if declared:
-        through, through_hash = max(declared)
-        start_seq, start_prev = through + 1, through_hash
-        first = connection.execute(
-            select(audit_log.c.seq, audit_log.c.prev_hash)
-            .where(audit_log.c.seq.is_not(None))
-            .order_by(audit_log.c.id)
-            .limit(1)
-        ).first()
-        if first is not None and type(first.seq) is int and first.seq <= through:
-            # Rows the declaration says are purged are still there (an unfinished purge,
-            # or a forged declaration): they are verified too, from the first one, whose
-            # link to the rows purged before it is taken as it stands.
-            start_seq = first.seq
-            start_prev = GENESIS_HASH if first.seq == 1 else str(first.prev_hash)
+    start_seq, start_prev = _start(connection, declared)
     verifier = ChainVerifier(
         start_seq=start_seq,
         start_prev_hash=start_prev,

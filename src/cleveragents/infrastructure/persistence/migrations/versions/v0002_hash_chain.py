@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
+
 import orjson
 import sqlalchemy as sa
 from alembic import op
