@@ -26,6 +26,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_S",
     "aware",
     "begin_immediate",
+    "begin_read",
     "create_private_file",
     "is_sqlite_file",
     "is_sqlite_memory",
@@ -142,9 +143,20 @@ def begin_immediate(connection: Connection) -> None:
     first waits its busy timeout instead. An injected session's open transaction is
     left as it is: its first write takes the lock.
     """
+    _begin(connection, "BEGIN IMMEDIATE")
+
+
+def begin_read(connection: Connection) -> None:
+    """SQLite: begin a read transaction now, unless one is open: in WAL mode every read
+    until it ends sees one snapshot."""
+    _begin(connection, "BEGIN")
+
+
+def _begin(connection: Connection, statement: str) -> None:
+    # The sqlite3 module begins on its own only before a write: a read is in no transaction.
     driver = connection.connection.driver_connection
     if not driver.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql(statement)
 
 
 def sqlite_time_text(moment: datetime) -> str:

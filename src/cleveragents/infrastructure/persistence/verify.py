@@ -24,7 +24,7 @@ from cleveragents.domain.verification import (
     StoredRow,
     VerifyReport,
 )
-from cleveragents.infrastructure.persistence.sqlite import sqlite_time_text
+from cleveragents.infrastructure.persistence.sqlite import begin_read, sqlite_time_text
 from cleveragents.infrastructure.persistence.table import audit_chain, audit_log
 
 __all__ = [
@@ -180,8 +180,7 @@ def one_snapshot(connection: Connection) -> Connection:
         return connection.execution_options(
             isolation_level="REPEATABLE READ", postgresql_readonly=True
         )
-    if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
-        connection.exec_driver_sql("BEGIN")
+    begin_read(connection)
     return connection
 
 
