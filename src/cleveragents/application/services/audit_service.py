@@ -56,8 +56,8 @@ class AuditService(Lifecycle, TrailAccess):
     def __init__(self, settings: Settings | None = None, *, session: Session | None = None) -> None:
         self._settings = settings if settings is not None else Settings()
         self._closed = False
-        self._preparer = EntryPreparer(self._settings)
         hmac_key = self._settings.hmac_key_bytes()
+        self._preparer = EntryPreparer(self._settings)
         if session is not None:
             self._database: TrailDatabase = SessionDatabase(session, hmac_key)
             self._spool = Spool(_spool_path(self._settings, None))
