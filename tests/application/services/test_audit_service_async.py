@@ -493,6 +493,29 @@ def test_a_task_cancelled_while_waiting_for_room_records_nothing(
     assert [entry.details["i"] for entry in service.query()] == list(range(accepted))
 
 
+def test_a_task_waiting_for_room_is_woken_not_polled(
+    make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
+) -> None:
+    """While arecord() waits for room no timer of its own is scheduled; room wakes it at once."""
+    service = make_service(database_url=sqlite_url, audit_queue_maxsize=1, audit_batch_size=1)
+    assert service.flush(GENEROUS_S)
+    sqlite_lock.acquire()
+
+    async def scenario() -> list[float]:
+        waiting, _ = await fill_until_waiting(service)
+        loop = asyncio.get_running_loop()
+        # Only run()'s own bound (GENEROUS_S away) may be scheduled: no poll every few ms.
+        timers_s = [handle.when() - loop.time() for handle in loop._scheduled]  # type: ignore[attr-defined]
+        sqlite_lock.release()
+        await waiting
+        return timers_s
+
+    timers_s = run(scenario)
+    assert all(left_s > GENEROUS_S / 2 for left_s in timers_s), timers_s
+    assert service.flush(GENEROUS_S)
+    assert service.stats().rejected == 0
+
+
 def test_closing_the_service_ends_a_wait_for_room(
     make_service: MakeService, sqlite_url: str, sqlite_lock: SQLiteWriteLock
 ) -> None:

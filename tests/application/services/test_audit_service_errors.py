@@ -223,7 +223,7 @@ def test_flush_and_close_from_the_writer_thread_return_at_once(
     outcomes: dict[str, Any] = {}
 
     def hook(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "reenter" for row in rows) and "flush" not in outcomes:
+        if any(row.actor == "reenter" for row in rows) and "flush" not in outcomes:
             started = time.monotonic()
             outcomes["flush"] = service.flush()  # no timeout: must not wait for itself
             service.close()
@@ -253,7 +253,7 @@ def test_record_on_the_writer_thread_with_a_full_queue_raises(
     outcomes: list[BaseException | None] = []
 
     def hook(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "trigger" for row in rows) and not outcomes:
+        if any(row.actor == "trigger" for row in rows) and not outcomes:
             try:
                 service.record("tool.invoked", actor="from-writer-1")
                 service.record("tool.invoked", actor="from-writer-2")
