@@ -19,10 +19,9 @@ from sqlalchemy import Connection, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditError, AuditStorageError
-from cleveragents.domain.event_types import SystemEventType
-from cleveragents.domain.rows import EntryRow, with_writer_seq
+from cleveragents.domain.rows import EntryRow
+from cleveragents.domain.system_entries import retention_purged
 from cleveragents.domain.verification import Checkpoint, VerifyReport
-from cleveragents.infrastructure.accounting import system_row
 from cleveragents.infrastructure.persistence.database import AuditDatabase
 from cleveragents.infrastructure.persistence.errors import describe
 from cleveragents.infrastructure.persistence.table import audit_log
@@ -338,17 +337,14 @@ def purge(
             return PurgeReport(None, None, 0, before)
         if preview.recent:
             raise PurgeRefusedError(preview)
-        declaration = system_row(
-            SystemEventType.RETENTION_PURGED,
-            {
-                "through_seq": plan.through_seq,
-                "through_hash": plan.through_hash,
-                "count": plan.count,
-                "before": before.isoformat(),
-            },
-            writer_id=None,
+        database.write_one(
+            retention_purged(
+                through_seq=plan.through_seq,
+                through_hash=plan.through_hash,
+                count=plan.count,
+                before=before,
+            )
         )
-        database.write_one(with_writer_seq(declaration, None))
         deleted = _delete_prefix(database, plan.through_id, progress, plan.count)
         with database.transaction() as connection:
             move_origin(connection, plan.through_seq, plan.through_hash)
