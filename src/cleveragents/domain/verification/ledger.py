@@ -29,6 +29,17 @@ from cleveragents.domain.verification.stored import Place, StoredRow
 
 __all__ = ["Reporter", "WriterLedger"]
 
+#: The writer's own entries, which :meth:`_Writer.note` reads.
+_WRITER_KINDS = frozenset(
+    kind.value
+    for kind in (
+        SystemEventType.WRITER_OPENED,
+        SystemEventType.WRITER_CLOSED,
+        SystemEventType.WRITER_DROPPED,
+        SystemEventType.WRITER_SPOOLED,
+    )
+)
+
 
 class Reporter(Protocol):
     """Where the ledger's findings go: the verifier's ``report``."""
@@ -168,24 +179,30 @@ class WriterLedger:
 
     def feed(self, row: StoredRow) -> None:
         """Account for one row of the chain (with a ``seq``, well formed)."""
-        if row.writer_id is not None and row.writer_seq is not None:
-            self._account(row, row.writer_id, row.writer_seq)
+        writer_id, number = row.writer_id, row.writer_seq
+        if writer_id is not None and number is not None:
+            writer = self._writers.get(writer_id)
+            if writer is None:
+                writer = self._first_seen(writer_id, number, row)
+            writer.take(number, row)
+            if row.event_type in _WRITER_KINDS:
+                writer.note(number, row)
         elif row.event_type == SystemEventType.SPOOL_REPLAYED:
-            for writer_id, ranges in ReplayedDetails.parse(row.details).writers.items():
-                for first, last in ranges:
-                    self._replayed.setdefault(writer_id, []).append([first, last])
+            self._note_replay(row)
         elif row.event_type == SystemEventType.TRAIL_IMPORTED:
             self._note_import(row)
 
-    def _account(self, row: StoredRow, writer_id: str, number: int) -> None:
+    def _first_seen(self, writer_id: str, number: int, row: StoredRow) -> _Writer:
         assert row.seq is not None
-        writer = self._writers.get(writer_id)
-        if writer is None:
-            # A writer seen first after a purge may have begun before the purged prefix.
-            start = number if self._purged else 1
-            writer = self._writers[writer_id] = _Writer(start, row.seq)
-        writer.take(number, row)
-        writer.note(number, row)
+        # A writer seen first after a purge may have begun before the purged prefix.
+        start = number if self._purged else 1
+        writer = self._writers[writer_id] = _Writer(start, row.seq)
+        return writer
+
+    def _note_replay(self, row: StoredRow) -> None:
+        for writer_id, ranges in ReplayedDetails.parse(row.details).writers.items():
+            for first, last in ranges:
+                self._replayed.setdefault(writer_id, []).append([first, last])
 
     def _note_import(self, row: StoredRow) -> None:
         assert row.seq is not None

@@ -224,8 +224,10 @@ class ChainVerifier:
                 row,
             )
             return
-        self._check_copy(row)
-        self._check_hmac(row)
+        if self._jsonb or row.details_json is not None:  # (a call saved per SQLite row)
+            self._check_copy(row)
+        if self._key is not None or row.hmac is not None:
+            self._check_hmac(row)
 
     def _check_copy(self, row: StoredRow) -> None:
         """PostgreSQL's JSONB copy of details: present where it can be, and the same value."""
