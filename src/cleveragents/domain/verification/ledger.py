@@ -29,11 +29,10 @@ from cleveragents.domain.verification.stored import Place, StoredRow
 
 __all__ = ["Reporter", "WriterLedger"]
 
-#: The writer's own entries, which :meth:`_Writer.note` reads.
+#: The writer's own entries the ledger reads (``writer.opened`` says nothing it needs).
 _WRITER_KINDS = frozenset(
     kind.value
     for kind in (
-        SystemEventType.WRITER_OPENED,
         SystemEventType.WRITER_CLOSED,
         SystemEventType.WRITER_DROPPED,
         SystemEventType.WRITER_SPOOLED,
@@ -56,11 +55,16 @@ class Reporter(Protocol):
         """Add a finding."""
 
 
+# -- range arithmetic on [first, last] runs (both included) ------------------------------
+
+
 def _in(ranges: Iterable[list[int]], number: int) -> bool:
+    """True when ``number`` is in one of ``ranges``."""
     return any(first <= number <= last for first, last in ranges)
 
 
 def _remove(ranges: list[list[int]], number: int) -> None:
+    """Take ``number`` out of ``ranges`` (splitting its run in two), in place."""
     for index, (first, last) in enumerate(ranges):
         if first <= number <= last:
             pieces = [[first, number - 1], [number + 1, last]]
@@ -84,15 +88,15 @@ def _subtract(holes: list[list[int]], declared: list[list[int]]) -> tuple[int, i
 
 @dataclass(slots=True)
 class _Writer:
+    """What the ledger keeps of one writer while the rows are fed."""
+
     next_seq: int  # the writer_seq expected next
-    first_chain_seq: int
     missing: list[list[int]] = field(default_factory=list)  # [first, last] holes
     declared: list[list[int]] = field(default_factory=list)  # writer.spooled ranges
     late: list[tuple[int, StoredRow]] = field(default_factory=list)  # filled holes
     # Rows after writer.closed, and writer_seqs seen twice: fine only if a replay
     # (spool.replayed) declares them; judged at the end, when every declaration is known.
     suspects: list[tuple[str, int, StoredRow]] = field(default_factory=list)
-    opened: bool = False
     closed_at: int | None = None  # writer_seq of writer.closed
     dropped: int = 0
     last_row: StoredRow | Place | None = None
@@ -117,11 +121,9 @@ class _Writer:
         self.last_row = row
 
     def note(self, number: int, row: StoredRow) -> None:
-        """Read ``row`` if it is one of the writer's own entries (``writer.*``)."""
+        """Read one of the writer's own entries (one of :data:`_WRITER_KINDS`)."""
         kind = row.event_type
-        if kind == SystemEventType.WRITER_OPENED:
-            self.opened = True
-        elif kind == SystemEventType.WRITER_CLOSED:
+        if kind == SystemEventType.WRITER_CLOSED:
             self.closed_at = number
             # A closed writer keeps only where it ended, not its last row's contents:
             # a trail of many short-lived writers then costs little memory each.
@@ -183,7 +185,7 @@ class WriterLedger:
         if writer_id is not None and number is not None:
             writer = self._writers.get(writer_id)
             if writer is None:
-                writer = self._first_seen(writer_id, number, row)
+                writer = self._first_seen(writer_id, number)
             writer.take(number, row)
             if row.event_type in _WRITER_KINDS:
                 writer.note(number, row)
@@ -192,11 +194,9 @@ class WriterLedger:
         elif row.event_type == SystemEventType.TRAIL_IMPORTED:
             self._note_import(row)
 
-    def _first_seen(self, writer_id: str, number: int, row: StoredRow) -> _Writer:
-        assert row.seq is not None
+    def _first_seen(self, writer_id: str, number: int) -> _Writer:
         # A writer seen first after a purge may have begun before the purged prefix.
-        start = number if self._purged else 1
-        writer = self._writers[writer_id] = _Writer(start, row.seq)
+        writer = self._writers[writer_id] = _Writer(number if self._purged else 1)
         return writer
 
     def _note_replay(self, row: StoredRow) -> None:

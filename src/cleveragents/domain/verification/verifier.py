@@ -224,7 +224,8 @@ class ChainVerifier:
                 row,
             )
             return
-        if self._jsonb or row.details_json is not None:  # (a call saved per SQLite row)
+        # Each applies only on PostgreSQL, or with an HMAC: no call for a plain SQLite row.
+        if self._jsonb or row.details_json is not None:
             self._check_copy(row)
         if self._key is not None or row.hmac is not None:
             self._check_hmac(row)
