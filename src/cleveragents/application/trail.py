@@ -19,10 +19,9 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.domain.errors import AuditError, AuditStorageError
-from cleveragents.domain.event_types import SystemEventType
-from cleveragents.domain.rows import EntryRow, with_writer_seq
+from cleveragents.domain.rows import EntryRow
+from cleveragents.domain.system_entries import retention_purged
 from cleveragents.domain.verification import Checkpoint, VerifyReport
-from cleveragents.infrastructure.accounting import system_row
 from cleveragents.infrastructure.persistence.database import AuditDatabase
 from cleveragents.infrastructure.persistence.errors import describe
 from cleveragents.infrastructure.persistence.retention import (
@@ -331,17 +330,14 @@ def purge(
         plan = _allowed_plan(database, before, protect_since)
         if plan is None:
             return PurgeReport(None, None, 0, before)
-        declaration = system_row(
-            SystemEventType.RETENTION_PURGED,
-            {
-                "through_seq": plan.through_seq,
-                "through_hash": plan.through_hash,
-                "count": plan.count,
-                "before": before.isoformat(),
-            },
-            writer_id=None,
+        database.write_one(
+            retention_purged(
+                through_seq=plan.through_seq,
+                through_hash=plan.through_hash,
+                count=plan.count,
+                before=before,
+            )
         )
-        database.write_one(with_writer_seq(declaration, None))
         deleted = delete_prefix(database, plan, progress)
     except SQLAlchemyError as exc:
         raise AuditStorageError(f"purge of {database.url} failed: {describe(exc)}") from exc

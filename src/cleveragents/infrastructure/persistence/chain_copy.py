@@ -23,11 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import orjson
 from sqlalchemy import Connection, select
 
 from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.rows import ChainedRow
+from cleveragents.domain.system_entries import PurgedDetails
 from cleveragents.infrastructure.persistence.bulk import (
     StoredAlreadyError,
     append_chained,
@@ -155,9 +155,4 @@ class ChainCopy:
 
 def _through_seq(details: str) -> int:
     """The ``through_seq`` a ``retention.purged`` entry declares (0 if it declares none)."""
-    try:
-        value = orjson.loads(details)
-    except orjson.JSONDecodeError:
-        return 0
-    through = value.get("through_seq") if isinstance(value, dict) else None
-    return through if type(through) is int else 0
+    return PurgedDetails.parse(details).through_seq or 0

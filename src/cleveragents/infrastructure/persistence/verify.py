@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import orjson
 from sqlalchemy import Connection, String, Text, cast, func, select, type_coerce
 
 from cleveragents.domain.chain import GENESIS_HASH
 from cleveragents.domain.event_types import SystemEventType
+from cleveragents.domain.system_entries import PurgedDetails
 from cleveragents.domain.verification import (
     ChainVerifier,
     Checkpoint,
@@ -103,15 +103,9 @@ def _purge_declarations(connection: Connection) -> list[tuple[int, str]]:
     ).scalars()
     declared: list[tuple[int, str]] = []
     for text in texts:
-        try:
-            details = orjson.loads(text)
-        except (orjson.JSONDecodeError, TypeError):
-            continue  # its hash check reports it
-        if not isinstance(details, dict):
-            continue
-        through, hashed = details.get("through_seq"), details.get("through_hash")
-        if type(through) is int and isinstance(hashed, str):
-            declared.append((through, hashed))
+        purged = PurgedDetails.parse(text)  # unreadable: its hash check reports it
+        if purged.through_seq is not None and purged.through_hash is not None:
+            declared.append((purged.through_seq, purged.through_hash))
     return declared
 
 

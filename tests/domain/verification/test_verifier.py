@@ -1,154 +1,33 @@
-"""ChainVerifier on rows built here: finding kinds, exit codes, the cap, checkpoints, writers."""
+"""ChainVerifier on rows built here: links, hashes, HMACs, the chain's end, checkpoints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-import orjson
 import pytest
 
-from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash, entry_hmac
-from cleveragents.domain.event_types import SystemEventType
+from cleveragents.domain.chain import GENESIS_HASH
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.verification import (
-    MAX_FINDINGS,
-    ChainVerifier,
     Checkpoint,
-    Finding,
     FindingKind,
-    StoredRow,
-    VerifyReport,
     VerifyStatus,
 )
-
-KEY = b"the auditors' key"
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-OPENED = SystemEventType.WRITER_OPENED.value
-CLOSED = SystemEventType.WRITER_CLOSED.value
-DROPPED = SystemEventType.WRITER_DROPPED.value
-SPOOLED = SystemEventType.WRITER_SPOOLED.value
-
-
-# -- building rows -------------------------------------------------------------------------
-
-
-def entry(
-    event_type: str = "tool.invoked",
-    *,
-    writer: str | None = None,
-    number: int | None = None,
-    details: Any = None,
-    actor: str | None = "alice",
-) -> dict[str, Any]:
-    """The caller-visible fields of one entry (seq and hashes come from :func:`chain`)."""
-    return {
-        "event_id": new_event_id(),
-        "event_type": event_type,
-        "actor": actor,
-        "resource": None,
-        "details": orjson.dumps(details if details is not None else {}).decode(),
-        "correlation_id": None,
-        "writer_id": writer,
-        "writer_seq": number,
-    }
-
-
-def chain(
-    entries: Iterable[dict[str, Any]],
-    *,
-    key: bytes | None = None,
-    start_seq: int = 1,
-    prev_hash: str = GENESIS_HASH,
-) -> list[StoredRow]:
-    """Link ``entries`` as the writer does: seq, prev_hash, entry_hash, HMAC; id = 10 * seq."""
-    rows: list[StoredRow] = []
-    for seq, fields in enumerate(entries, start=start_seq):
-        row = StoredRow(
-            id=10 * seq,
-            seq=seq,
-            created_at=T0 + timedelta(seconds=seq),
-            prev_hash=prev_hash,
-            entry_hash=None,
-            hmac=None,
-            **fields,
-        )
-        row = seal(row, key)
-        rows.append(row)
-        prev_hash = row.entry_hash or ""
-    return rows
-
-
-def seal(row: StoredRow, key: bytes | None) -> StoredRow:
-    """``row`` with its entry hash (and HMAC) recomputed from its fields and prev_hash."""
-    assert row.prev_hash is not None
-    header = canonical_header(
-        seq=row.seq,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        actor=row.actor,
-        resource=row.resource,
-        details=row.details,
-        correlation_id=row.correlation_id,
-        created_at=row.created_at,
-        writer_id=row.writer_id,
-        writer_seq=row.writer_seq,
-    )
-    hashed = entry_hash(row.prev_hash, header)
-    return replace(row, entry_hash=hashed, hmac=None if key is None else entry_hmac(key, hashed))
-
-
-def writer_session(
-    writer: str, kinds: Sequence[str | tuple[str, Any]], *, closed: bool = True
-) -> list[dict[str, Any]]:
-    """A writer's entries, writer_seq 1, 2, ...: opened, ``kinds``, closed."""
-    entries = [entry(OPENED, writer=writer, number=1)]
-    for kind in kinds:
-        event_type, details = kind if isinstance(kind, tuple) else (kind, None)
-        entries.append(entry(event_type, writer=writer, number=len(entries) + 1, details=details))
-    if closed:
-        entries.append(entry(CLOSED, writer=writer, number=len(entries) + 1))
-    return entries
-
-
-def numbered(writer: str, plan: Sequence[tuple[int, str] | tuple[int, str, Any]]) -> list[dict]:
-    """A writer's entries with explicit writer_seq: (number, event_type[, details])."""
-    return [
-        entry(step[1], writer=writer, number=step[0], details=step[2] if len(step) > 2 else None)
-        for step in plan
-    ]
-
-
-def run(
-    rows: Sequence[StoredRow], *, head_seq: int | str | None = "last", **options: Any
-) -> VerifyReport:
-    """Feed ``rows`` in the order given (id order) and finish (head at the highest seq)."""
-    verifier = ChainVerifier(**options)
-    for row in rows:
-        verifier.feed(row)
-    if head_seq == "last":
-        head_seq = max((row.seq for row in rows if type(row.seq) is int), default=0)
-    assert not isinstance(head_seq, str)
-    return verifier.finish(head_seq=head_seq)
-
-
-def kinds(report: VerifyReport) -> list[FindingKind]:
-    """The kinds of the report's findings, in order."""
-    return [finding.kind for finding in report.findings]
-
-
-def only(report: VerifyReport, kind: FindingKind) -> Finding:
-    """The one finding of the report, which must be of ``kind``."""
-    assert kinds(report) == [kind], report.findings
-    return report.findings[0]
-
-
-W = new_event_id()
-V = new_event_id()
-
+from tests.domain.verification.support import (
+    KEY,
+    T0,
+    V,
+    W,
+    chain,
+    entry,
+    kinds,
+    only,
+    run,
+    seal,
+    writer_session,
+)
 
 # -- intact --------------------------------------------------------------------------------
 
@@ -203,58 +82,6 @@ def test_a_chain_starting_after_a_purge_verifies() -> None:
     assert run(rows, start_seq=41, start_prev_hash=prev).intact
     moved = run(rows, start_seq=41, start_prev_hash=GENESIS_HASH)
     assert only(moved, FindingKind.INSERTED).seq == 41
-
-
-# -- severities and exit codes -------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("kind", "status"),
-    [
-        (FindingKind.ALTERED, VerifyStatus.TAMPERED),
-        (FindingKind.DELETED, VerifyStatus.TAMPERED),
-        (FindingKind.INSERTED, VerifyStatus.TAMPERED),
-        (FindingKind.REORDERED, VerifyStatus.TAMPERED),
-        (FindingKind.TRUNCATED, VerifyStatus.TAMPERED),
-        (FindingKind.UNTERMINATED_WRITER, VerifyStatus.LOSS_SUSPECTED),
-        (FindingKind.WRITER_GAP, VerifyStatus.LOSS_SUSPECTED),
-        (FindingKind.SPOOLED, VerifyStatus.DECLARED_DROPS),
-        (FindingKind.DROPPED, VerifyStatus.DECLARED_DROPS),
-    ],
-)
-def test_each_kind_has_its_documented_verdict(kind: FindingKind, status: VerifyStatus) -> None:
-    """Altered..truncated are exit 1, loss suspected 2, declared drops 3."""
-    finding = Finding(kind, "m", seq=3, id=30, event_id="e", writer_id="w")
-    assert finding.status is status
-    assert finding.to_dict() == {
-        "kind": kind.value,
-        "seq": 3,
-        "id": 30,
-        "event_id": "e",
-        "writer_id": "w",
-        "message": "m",
-    }
-
-
-def test_the_exit_codes() -> None:
-    """0 intact, 1 tampered, 2 loss suspected, 3 only declared drops, 4 unverifiable."""
-    assert [int(status) for status in VerifyStatus] == [0, 1, 2, 3, 4]
-    unverifiable = VerifyReport.unverifiable("cannot read it")
-    assert unverifiable.exit_code == 4
-    assert not unverifiable.intact
-    assert unverifiable.to_dict()["error"] == "cannot read it"
-    assert unverifiable.to_dict()["status"] == "unverifiable"
-
-
-def test_the_worst_finding_decides_the_status() -> None:
-    """A declared drop plus an unterminated writer is 2; adding an alteration makes it 1."""
-    entries = writer_session(W, [(DROPPED, {"count": 2})], closed=False)
-    report = run(chain(entries))
-    assert sorted(kinds(report)) == sorted([FindingKind.DROPPED, FindingKind.UNTERMINATED_WRITER])
-    assert report.exit_code == 2
-    rows = chain(entries)
-    rows[0] = replace(rows[0], actor="mallory")
-    assert run(rows).exit_code == 1
 
 
 # -- alterations, deletions, insertions, reordering ----------------------------------------
@@ -563,211 +390,3 @@ def test_a_checkpoint_with_another_hash_is_rewritten_history() -> None:
     checkpoint = Checkpoint(3, "cd" * 32, 3, T0)
     finding = only(run(rows, checkpoints=[checkpoint]), FindingKind.ALTERED)
     assert (finding.seq, finding.id) == (3, 30)
-
-
-def test_checkpoint_documents_round_trip() -> None:
-    """to_json and from_json agree; anything else is refused."""
-    checkpoint = Checkpoint(7, "ef" * 32, 7, T0)
-    assert Checkpoint.from_json(orjson.loads(checkpoint.to_json())) == checkpoint
-    for broken in (
-        {"format": "other"},
-        {**orjson.loads(checkpoint.to_json()), "seq": -1},
-        {**orjson.loads(checkpoint.to_json()), "seq": True},
-        {**orjson.loads(checkpoint.to_json()), "entry_hash": "short"},
-        {**orjson.loads(checkpoint.to_json()), "count": 1.0},
-        {**orjson.loads(checkpoint.to_json()), "time": "yesterday"},
-    ):
-        with pytest.raises(ValueError, match="checkpoint"):
-            Checkpoint.from_json(broken)
-
-
-# -- the cap on findings -------------------------------------------------------------------
-
-
-def test_findings_are_capped_and_counted_beyond_the_cap() -> None:
-    """At most MAX_FINDINGS are kept; counts has them all, and the status stays right."""
-    rows = [replace(row, actor="x") for row in chain([entry() for _ in range(MAX_FINDINGS + 5)])]
-    outside = [replace(rows[0], id=100_000 + n, seq=None) for n in range(3)]
-    report = run(rows + outside, head_seq=len(rows) + 2)
-    assert len(report.findings) == MAX_FINDINGS
-    assert all(f.kind is FindingKind.ALTERED for f in report.findings)
-    assert dict(report.counts) == {"altered": MAX_FINDINGS + 5, "inserted": 3, "truncated": 1}
-    assert report.status is VerifyStatus.TAMPERED
-
-
-def test_a_writer_finding_beyond_the_cap_still_sets_the_status() -> None:
-    """A loss found after the cap is counted and decides the status."""
-    entries = [entry() for _ in range(MAX_FINDINGS)] + writer_session(W, [], closed=False)
-    rows = chain(entries)
-    rows[:MAX_FINDINGS] = [replace(row, actor="x") for row in rows[:MAX_FINDINGS]]
-    report = run(rows)
-    assert len(report.findings) == MAX_FINDINGS
-    assert report.counts["unterminated_writer"] == 1
-    assert report.status is VerifyStatus.TAMPERED  # altered outranks it
-
-
-# -- writer accounting ---------------------------------------------------------------------
-
-
-def test_a_writer_without_writer_closed_is_unterminated() -> None:
-    """Exit 2, named by its last row."""
-    rows = chain(writer_session(W, ["tool.invoked"] * 2, closed=False))
-    finding = only(run(rows), FindingKind.UNTERMINATED_WRITER)
-    assert (finding.seq, finding.id, finding.writer_id) == (3, 30, W)
-    assert "after writer_seq 3 at seq 3" in finding.message
-    assert run(rows).exit_code == 2
-
-
-def test_the_verifying_services_own_writer_is_exempt() -> None:
-    """own_writer_id: the open writer of the verifying service is not unterminated."""
-    rows = chain(
-        writer_session(W, ["tool.invoked"], closed=False)
-        + writer_session(V, ["tool.invoked"], closed=False)
-    )
-    assert run(chain(writer_session(W, [], closed=False)), own_writer_id=W).intact
-    finding = only(run(rows, own_writer_id=W), FindingKind.UNTERMINATED_WRITER)
-    assert finding.writer_id == V
-
-
-def test_a_hole_in_writer_seq_is_a_writer_gap() -> None:
-    """An accepted entry that never reached the trail: exit 2, with the missing numbers."""
-    rows = chain(numbered(W, [(1, OPENED), (2, "tool.invoked"), (4, "tool.invoked"), (5, CLOSED)]))
-    finding = only(run(rows), FindingKind.WRITER_GAP)
-    assert finding.writer_id == W
-    assert finding.seq == 4  # the writer's last row
-    assert "1 writer_seq numbers" in finding.message
-    assert "(3)" in finding.message
-    assert run(rows).exit_code == 2
-
-
-def test_several_holes_are_listed() -> None:
-    """Holes 2..3 and 5: three numbers missing."""
-    rows = chain(numbered(W, [(1, OPENED), (4, "tool.invoked"), (6, CLOSED)]))
-    finding = only(run(rows), FindingKind.WRITER_GAP)
-    assert "3 writer_seq numbers" in finding.message
-    assert "(2..3, 5)" in finding.message
-
-
-def spooled(first: int, last: int) -> dict[str, Any]:
-    """The details of a ``writer.spooled`` declaration."""
-    return {"writer_seqs": [[first, last]], "spool": "/tmp/spool.jsonl", "error": "down"}
-
-
-def test_entries_declared_spooled_and_not_replayed_are_declared_drops() -> None:
-    """A hole the writer declared spooled: exit 3, replay them."""
-    rows = chain(
-        numbered(
-            W,
-            [
-                (1, OPENED),
-                (2, "tool.invoked"),
-                (5, SPOOLED, spooled(3, 4)),
-                (6, "tool.invoked"),
-                (7, CLOSED),
-            ],
-        )
-    )
-    report = run(rows)
-    finding = only(report, FindingKind.SPOOLED)
-    assert finding.writer_id == W
-    assert "2 entries" in finding.message
-    assert report.exit_code == 3
-
-
-def test_a_partly_declared_hole_is_both_a_gap_and_spooled() -> None:
-    """Declared numbers are spooled (3); the undeclared rest is a gap (2), which decides."""
-    rows = chain(numbered(W, [(1, OPENED), (5, SPOOLED, spooled(3, 4)), (6, CLOSED)]))
-    report = run(rows)
-    assert sorted(kinds(report)) == sorted([FindingKind.SPOOLED, FindingKind.WRITER_GAP])
-    assert report.exit_code == 2
-
-
-@pytest.mark.parametrize("after_close", [False, True], ids=["before-close", "after-close"])
-def test_a_declared_spooled_entry_replayed_late_is_intact(after_close: bool) -> None:
-    """A replay appends the spooled entry later, out of order; the declaration covers it."""
-    plan: list[tuple[int, str] | tuple[int, str, Any]] = [
-        (1, OPENED),
-        (2, "tool.invoked"),
-        (4, SPOOLED, spooled(3, 3)),
-        (5, "tool.invoked"),
-    ]
-    replayed = (3, "tool.invoked")
-    plan += [(6, CLOSED), replayed] if after_close else [replayed, (6, CLOSED)]
-    report = run(chain(numbered(W, plan)))
-    assert report.intact, report.findings
-
-
-def test_a_late_entry_that_was_not_declared_is_reordered() -> None:
-    """writer_seq out of order with no declaration: the entry was moved, exit 1."""
-    rows = chain(
-        numbered(W, [(1, OPENED), (2, "tool.invoked"), (4, "tool.invoked"), (3, "tool.invoked")])
-        + numbered(W, [(5, CLOSED)])
-    )
-    finding = only(run(rows), FindingKind.REORDERED)
-    assert finding.seq == 4  # the row with writer_seq 3
-    assert "writer_seq 3" in finding.message
-
-
-def test_a_repeated_writer_seq_is_inserted() -> None:
-    """The same writer_seq twice for a writer: INSERTED."""
-    rows = chain(numbered(W, [(1, OPENED), (2, "tool.invoked"), (2, "tool.invoked"), (3, CLOSED)]))
-    finding = only(run(rows), FindingKind.INSERTED)
-    assert finding.seq == 3
-    assert "appears twice" in finding.message
-
-
-def test_an_entry_after_writer_closed_is_inserted() -> None:
-    """A writer's new entry after its writer.closed was not appended by it."""
-    rows = chain(numbered(W, [(1, OPENED), (2, CLOSED), (3, "tool.invoked")]))
-    finding = only(run(rows), FindingKind.INSERTED)
-    assert (finding.seq, finding.writer_id) == (3, W)
-
-
-def test_declared_drops_are_summed() -> None:
-    """writer.dropped counts add up: exit 3; malformed counts are not counted."""
-    rows = chain(
-        writer_session(
-            W,
-            [
-                (DROPPED, {"count": 3}),
-                (DROPPED, {"count": 4}),
-                (DROPPED, {"count": True}),
-                (DROPPED, {"count": -2}),
-                (DROPPED, {"count": "9"}),
-            ],
-        )
-    )
-    report = run(rows)
-    finding = only(report, FindingKind.DROPPED)
-    assert "declared 7 entries" in finding.message
-    assert finding.writer_id == W
-    assert report.exit_code == 3
-
-
-def test_malformed_declarations_do_not_crash_the_verifier() -> None:
-    """Spooled ranges that are not pairs of ints, and details that are not objects, are ignored."""
-    rows = chain(
-        numbered(
-            W,
-            [
-                (1, OPENED),
-                (3, SPOOLED, {"writer_seqs": [[2], ["2", "2"], [2, 2.0], 7, None]}),
-                (4, DROPPED, [1, 2]),
-                (5, CLOSED),
-            ],
-        )
-    )
-    rows[2] = seal(replace(rows[2], details="not json"), None)
-    rows[3] = seal(replace(rows[3], prev_hash=rows[2].entry_hash), None)
-    report = run(rows)
-    assert kinds(report) == [FindingKind.WRITER_GAP]
-
-
-def test_a_writer_first_seen_after_a_purge_may_start_anywhere() -> None:
-    """After a purge a writer's earlier entries are gone by design: no gap before its first."""
-    prev = "12" * 32
-    rows = chain(numbered(W, [(7, "tool.invoked"), (8, CLOSED)]), start_seq=30, prev_hash=prev)
-    assert run(rows, start_seq=30, start_prev_hash=prev).intact
-    not_purged = chain(numbered(W, [(7, "tool.invoked"), (8, CLOSED)]))
-    assert only(run(not_purged), FindingKind.WRITER_GAP).writer_id == W
-    assert run(not_purged, purged=True).intact
