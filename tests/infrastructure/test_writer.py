@@ -441,7 +441,7 @@ def test_a_writer_that_keeps_failing_gives_up_and_never_makes_anyone_wait(
     writer.start()
     queue_rows(entries, 3)
     assert writer.flush(GENEROUS_S) is True
-    monkeypatch.setattr(writer, "_give_up", broken_give_up)
+    monkeypatch.setattr(writer._ledger, "give_up", broken_give_up)
     with capture_logs() as logs:
         queue_rows(entries, MAX_FAILURES_IN_ROW + 2, "poison")
         wait_until(lambda: not writer.is_alive(), what="the writer to give up")
