@@ -47,6 +47,7 @@ from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.spool import Spool
 from cleveragents.infrastructure.write_retry import BatchSink, RetryingWrite, RetryPolicy
 from cleveragents.infrastructure.writer_accounting import WriterAccount
+from cleveragents.infrastructure.writer_flush import Barrier, Flushes
 from cleveragents.infrastructure.writer_spooling import WriterLedger, callers, error_text
 
 __all__ = ["MAX_FAILURES_IN_ROW", "AuditWriter", "BatchSink", "RetryPolicy"]
@@ -55,23 +56,6 @@ _log = structlog.get_logger("cleveragents.audit.writer")
 
 #: Failures of the writer loop with no batch done in between, after which the writer gives up.
 MAX_FAILURES_IN_ROW = 8
-
-
-class _Barrier:
-    """A flush request: released once every row queued before it is written or failed.
-
-    And once the writer's declarations about those rows (``writer.dropped``,
-    ``writer.spooled``) are written: when system rows are queued behind the barrier,
-    the writer queues it again after them (``deferred``), so that a ``verify()`` after
-    ``flush()`` sees the declarations.
-    """
-
-    __slots__ = ("deferred", "done", "failed_at")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.failed_at = 0
-        self.deferred = False
 
 
 class _Stop:
@@ -121,13 +105,11 @@ class AuditWriter:
         self._exit_timeout_s = exit_timeout_s
         self._clock = clock
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._state = threading.Condition()  # guards _finished, barrier releases, counters
-        self._ledger = WriterLedger(self._state, spool, self._account, self.on_writer_thread)
-        self._finished = False
-        # ``failed`` when barriers were last released: failures up to there were reported.
-        self._failed_released = 0
+        state = threading.Condition()  # guards the counters, barrier releases, the end
+        self._ledger = WriterLedger(state, spool, self._account, self.on_writer_thread)
+        self._flushes = Flushes(state, lambda: self._ledger.failed)
         self._system_taken = 0  # system rows taken from the queue so far
-        self._barriers_in_hand: list[_Barrier] = []  # the flushes waiting on the batch
+        self._barriers_in_hand: list[Barrier] = []  # the flushes waiting on the batch
         self._stopping = False  # the stop message was taken
         self._account_closed = False  # writer.closed was queued
         self._failures_in_row = 0
@@ -187,15 +169,13 @@ class AuditWriter:
             return False
         if not self._thread.is_alive():
             return False
-        with self._state:
-            # Not self.failed: rows queued before this call may have failed already,
-            # before this line, and this flush must report them.
-            failed_before = self._failed_released
-        barrier = _Barrier()
+        # Not self.failed: rows queued before this call may have failed already,
+        # before this line, and this flush must report them.
+        failed_before = self._flushes.failed_reported()
+        barrier = Barrier()
         self._queue.put_control(barrier)
-        with self._state:
-            self._state.wait_for(lambda: barrier.done or self._finished, _nonnegative(timeout))
-        return barrier.done and barrier.failed_at == failed_before
+        released = self._flushes.wait(barrier, _nonnegative(timeout))
+        return released and barrier.failed_at == failed_before
 
     def stop(self, timeout: float | None) -> bool:
         """Drain what is queued, then end the thread; True when it ended within ``timeout``.
@@ -253,25 +233,8 @@ class AuditWriter:
         For rows no writer will take: after the thread ended, or when it is stuck
         past the close deadline.
         """
-        orphans: list[EntryRow] = []
-        controls: list[object] = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if type(item) is EntryRow or type(item) is SystemRow:
-                orphans.append(item)
-            else:
-                controls.append(item)
-        if self._thread.is_alive():  # a stuck writer that recovers still sees its stop and flushes
-            for message in controls:
-                self._queue.put_control(message)
-        if orphans:
-            try:
-                self._ledger.give_up(orphans, reason)
-            except Exception:  # the spool, or the log, failed: still counted
-                self._ledger.count_lost(orphans, reason)
+        # A stuck writer that recovers still sees its stop and flushes.
+        self._ledger.give_up_queued(self._queue, reason, requeue_controls=self._thread.is_alive())
 
     def forget_after_fork(self) -> None:
         """In a forked child: this writer's thread is the parent's; never stop it at exit."""
@@ -298,9 +261,7 @@ class AuditWriter:
             _log.critical("audit_writer_crashed", error=error_text(exc), exc_info=True)
             self.fail_orphans("the writer thread crashed")
         finally:
-            with self._state:
-                self._finished = True
-                self._state.notify_all()
+            self._flushes.finish()
 
     def _serve(self) -> None:
         """The loop: drain batches until the stop message, then the rest and writer.closed."""
@@ -337,7 +298,7 @@ class AuditWriter:
             except BaseException:  # even the spool or the log failed
                 self._ledger.count_lost(rows, reason)
         self._ledger.put_down()
-        self._release(self._barriers_in_hand)
+        self._flushes.release(self._barriers_in_hand)
         self._barriers_in_hand = []
         if self._failures_in_row < MAX_FAILURES_IN_ROW:
             _log.warning("audit_writer_resumed", after=error_text(exc))
@@ -367,7 +328,7 @@ class AuditWriter:
     def _drain_once(self, item: object) -> None:
         """Write ``item`` and whatever else is queued, up to a batch (the stop message noted)."""
         batch: list[EntryRow] = []  # in hand as it grows: abandon() at exit sees it
-        barriers: list[_Barrier] = []
+        barriers: list[Barrier] = []
         self._ledger.take(batch)
         self._barriers_in_hand = barriers
         self._gather(item, batch, barriers)
@@ -376,10 +337,14 @@ class AuditWriter:
         self._ledger.put_down()
         if self._account is not None:
             self._account.declare()
-        self._release(self._not_deferred(barriers))
+        self._flushes.release_after_system_rows(
+            barriers,
+            rows_behind=self._queue.system_put > self._system_taken,
+            requeue=self._queue.put_control,
+        )
         self._barriers_in_hand = []
 
-    def _gather(self, item: object, batch: list[EntryRow], barriers: list[_Barrier]) -> None:
+    def _gather(self, item: object, batch: list[EntryRow], barriers: list[Barrier]) -> None:
         """Put ``item`` and what follows it in the queue into ``batch``, up to a flush."""
         while True:
             if type(item) is EntryRow:
@@ -387,7 +352,7 @@ class AuditWriter:
             elif type(item) is SystemRow:
                 batch.append(item)
                 self._system_taken += 1
-            elif type(item) is _Barrier:
+            elif type(item) is Barrier:
                 barriers.append(item)
                 return  # rows queued after a flush barrier must not count towards it
             elif item is _STOP:
@@ -398,33 +363,6 @@ class AuditWriter:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 return
-
-    def _not_deferred(self, barriers: list[_Barrier]) -> list[_Barrier]:
-        """The ``barriers`` to release now: the others wait behind the declarations queued."""
-        if not barriers or self._queue.system_put <= self._system_taken:
-            return barriers
-        # System rows are queued behind the barriers: writer.dropped or writer.spooled
-        # about the rows before them. Release the barriers after those (once).
-        for barrier in [b for b in barriers if not b.deferred]:
-            barrier.deferred = True
-            barrier.failed_at = self.failed  # the failures this flush reports
-            self._queue.put_control(barrier)
-            barriers.remove(barrier)
-        return barriers
-
-    def _release(self, barriers: list[_Barrier]) -> None:
-        """Release ``barriers``: their flushes return, reporting the failures up to now."""
-        if not barriers:
-            return
-        with self._state:
-            for barrier in barriers:
-                if not barrier.deferred:
-                    barrier.failed_at = self.failed
-                barrier.done = True
-            self._failed_released = max(
-                self._failed_released, *(barrier.failed_at for barrier in barriers)
-            )
-            self._state.notify_all()
 
     def _close_account(self) -> None:
         """Queue what is left to declare and ``writer.closed``; the drain writes them."""

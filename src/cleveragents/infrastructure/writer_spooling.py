@@ -11,12 +11,14 @@ too, but are not counted: the stats count the caller's entries.
 
 from __future__ import annotations
 
+import queue
 import threading
 from collections.abc import Callable, Sequence
 
 import structlog
 
-from cleveragents.domain.rows import EntryRow
+from cleveragents.domain.rows import EntryRow, SystemRow
+from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.spool import Spool
 from cleveragents.infrastructure.writer_accounting import WriterAccount
 
@@ -104,6 +106,32 @@ class WriterLedger:
         )
         if self._account is not None and self._on_writer_thread():
             self._account.declare_spooled()
+
+    def give_up_queued(self, entries: AuditQueue, reason: str, *, requeue_controls: bool) -> None:
+        """Take the rows still waiting in ``entries``, count them as failed and spool them.
+
+        Control messages (flushes, stop) taken on the way are put back when
+        ``requeue_controls``.
+        """
+        orphans: list[EntryRow] = []
+        controls: list[object] = []
+        while True:
+            try:
+                item = entries.get_nowait()
+            except queue.Empty:
+                break
+            if type(item) is EntryRow or type(item) is SystemRow:
+                orphans.append(item)
+            else:
+                controls.append(item)
+        if requeue_controls:
+            for message in controls:
+                entries.put_control(message)
+        if orphans:
+            try:
+                self.give_up(orphans, reason)
+            except Exception:  # the spool, or the log, failed: still counted
+                self.count_lost(orphans, reason)
 
     def count_lost(self, rows: Sequence[EntryRow], error: str) -> None:
         """The last resort when giving up failed: count ``rows`` as failed, declared lost."""
