@@ -29,6 +29,10 @@ What the writer guarantees:
   with :class:`AuditWriterError`, so nothing is queued into nothing.
 - At interpreter exit, every running writer is stopped with its close timeout,
   so a process that ends without ``close()`` still persists what it recorded.
+
+This module is the drain loop. Beside it: retries and the split of a batch
+(``write_retry``, ``bisection``), what became of each row (``writer_spooling``), the
+writer's own declarations (``writer_accounting``), flush and stop (``writer_control``).
 """
 
 from __future__ import annotations
@@ -47,7 +51,7 @@ from cleveragents.infrastructure.exit_hooks import run_at_exit
 from cleveragents.infrastructure.spool import Spool
 from cleveragents.infrastructure.write_retry import BatchSink, RetryingWrite, RetryPolicy
 from cleveragents.infrastructure.writer_accounting import WriterAccount
-from cleveragents.infrastructure.writer_flush import Barrier, Flushes
+from cleveragents.infrastructure.writer_control import STOP, Barrier, Flushes
 from cleveragents.infrastructure.writer_spooling import WriterLedger, callers, error_text
 
 __all__ = ["MAX_FAILURES_IN_ROW", "AuditWriter", "BatchSink", "RetryPolicy"]
@@ -56,15 +60,6 @@ _log = structlog.get_logger("cleveragents.audit.writer")
 
 #: Failures of the writer loop with no batch done in between, after which the writer gives up.
 MAX_FAILURES_IN_ROW = 8
-
-
-class _Stop:
-    """Tells the writer to drain what is queued and end."""
-
-    __slots__ = ()
-
-
-_STOP = _Stop()
 
 
 class AuditWriter:
@@ -185,13 +180,13 @@ class AuditWriter:
         """
         if self.on_writer_thread():
             _log.error("audit_stop_on_writer_thread", hint="the writer cannot join itself")
-            self._queue.put_control(_STOP)
+            self._queue.put_control(STOP)
             return False
         if self._thread.is_alive():
             limit = _nonnegative(timeout)
             if limit is not None:
                 self._retrying.stop_by(self._clock() + limit)
-            self._queue.put_control(_STOP)
+            self._queue.put_control(STOP)
             self._retrying.interrupt()
             # Still in _running while joining: if the join is interrupted (a second
             # Ctrl-C, a SIGTERM), the exit hook still drains this writer.
@@ -276,55 +271,6 @@ class AuditWriter:
             self._account_closed = True
         self._drain_rest()
 
-    def _recover(self, exc: BaseException) -> bool:
-        """After ``exc`` escaped a step: settle the batch in hand; False when giving up.
-
-        The rows of the batch not yet counted are spooled (committed ones were counted
-        when committed), the flushes waiting on it are released, and the loop resumes.
-        """
-        self._failures_in_row += 1
-        reason = f"the audit writer failed: {error_text(exc)}"
-        rows = self._ledger.unsettled()
-        _log.critical(
-            "audit_writer_failed",
-            error=error_text(exc),
-            in_hand=callers(rows),
-            failures_in_row=self._failures_in_row,
-            exc_info=exc,
-        )
-        if rows:
-            try:
-                self._ledger.give_up(rows, reason)
-            except BaseException:  # even the spool or the log failed
-                self._ledger.count_lost(rows, reason)
-        self._ledger.put_down()
-        self._flushes.release(self._barriers_in_hand)
-        self._barriers_in_hand = []
-        if self._failures_in_row < MAX_FAILURES_IN_ROW:
-            _log.warning("audit_writer_resumed", after=error_text(exc))
-            return True
-        self._queue.refuse(
-            f"the audit writer gave up after {self._failures_in_row} failures in a row;"
-            f" the last: {error_text(exc)}"
-        )
-        _log.critical("audit_writer_gave_up", failures_in_row=self._failures_in_row)
-        if not self._account_closed:  # to the spool with what is queued: a replay brings it
-            try:
-                self._close_account()
-                self._account_closed = True
-            except Exception as close_error:
-                _log.critical("audit_writer_close_failed", error=error_text(close_error))
-        self.fail_orphans("the writer thread gave up")
-        return False
-
-    def _drain_rest(self) -> None:
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            self._drain_once(item)
-
     def _drain_once(self, item: object) -> None:
         """Write ``item`` and whatever else is queued, up to a batch (the stop message noted)."""
         batch: list[EntryRow] = []  # in hand as it grows: abandon() at exit sees it
@@ -355,7 +301,7 @@ class AuditWriter:
             elif type(item) is Barrier:
                 barriers.append(item)
                 return  # rows queued after a flush barrier must not count towards it
-            elif item is _STOP:
+            elif item is STOP:
                 self._stopping = True
             if len(batch) >= self._batch_size:
                 return
@@ -375,6 +321,60 @@ class AuditWriter:
         if failures:
             first_error = failures[0][1]
             self._ledger.give_up([row for row, _ in failures], self._describe(first_error))
+
+    def _drain_rest(self) -> None:
+        """Write what is queued, without waiting for more (after the stop message)."""
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._drain_once(item)
+
+    def _recover(self, exc: BaseException) -> bool:
+        """After ``exc`` escaped a step: settle the batch in hand; False when giving up.
+
+        The rows of the batch not yet counted are spooled (committed ones were counted
+        when committed), the flushes waiting on it are released, and the loop resumes.
+        """
+        self._failures_in_row += 1
+        reason = f"the audit writer failed: {error_text(exc)}"
+        rows = self._ledger.unsettled()
+        _log.critical(
+            "audit_writer_failed",
+            error=error_text(exc),
+            in_hand=callers(rows),
+            failures_in_row=self._failures_in_row,
+            exc_info=exc,
+        )
+        if rows:
+            try:
+                self._ledger.give_up(rows, reason)
+            except BaseException:  # even the spool or the log failed
+                self._ledger.count_lost(rows, reason)
+        self._ledger.put_down()
+        self._flushes.release(self._barriers_in_hand)
+        self._barriers_in_hand = []
+        if self._failures_in_row < MAX_FAILURES_IN_ROW:
+            _log.warning("audit_writer_resumed", after=error_text(exc))
+            return True
+        self._give_up_for_good(exc)
+        return False
+
+    def _give_up_for_good(self, exc: BaseException) -> None:
+        """Too many failures in a row: refuse new entries, close the account, spool the queue."""
+        self._queue.refuse(
+            f"the audit writer gave up after {self._failures_in_row} failures in a row;"
+            f" the last: {error_text(exc)}"
+        )
+        _log.critical("audit_writer_gave_up", failures_in_row=self._failures_in_row)
+        if not self._account_closed:  # to the spool with what is queued: a replay brings it
+            try:
+                self._close_account()
+                self._account_closed = True
+            except Exception as close_error:
+                _log.critical("audit_writer_close_failed", error=error_text(close_error))
+        self.fail_orphans("the writer thread gave up")
 
 
 def _nonnegative(timeout: float | None) -> float | None:

@@ -1,11 +1,11 @@
-"""The flush barrier: how ``flush()`` waits for the rows queued before it.
+"""The control messages the writer takes from the queue: flush barriers, and the stop.
 
-A flush puts a :class:`Barrier` in the queue, as a control message (control messages
-bypass the queue's bound, so a full queue cannot keep it out), and waits until the
-writer releases it, or the writer thread ends. The barrier reports the ``failed``
-count at its release, so that a flush returns False when a row queued before it
-could not be written, unless an earlier flush released after that failure could
-report it.
+Control messages enter the queue through ``put_control`` and bypass its bound, so a
+full queue cannot keep them out. A flush puts a :class:`Barrier` in the queue and
+waits until the writer releases it, or the writer thread ends. The barrier reports
+the ``failed`` count at its release, so that a flush returns False when a row queued
+before it could not be written, unless an earlier flush released after that failure
+could report it. :data:`STOP` tells the writer to drain what is queued and end.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-__all__ = ["Barrier", "Flushes"]
+__all__ = ["STOP", "Barrier", "Flushes", "Stop"]
 
 
 class Barrier:
@@ -31,6 +31,16 @@ class Barrier:
         self.done = False
         self.failed_at = 0
         self.deferred = False
+
+
+class Stop:
+    """Tells the writer to drain what is queued and end."""
+
+    __slots__ = ()
+
+
+#: The stop message (one is enough: it carries nothing).
+STOP = Stop()
 
 
 class Flushes:
