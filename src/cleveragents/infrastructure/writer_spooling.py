@@ -46,7 +46,7 @@ class WriterLedger:
         self._account = account
         self._on_writer_thread = on_writer_thread
         # The batch being written and the writer_seqs of its rows already counted.
-        self.in_hand: Sequence[EntryRow] = ()
+        self._in_hand: Sequence[EntryRow] = ()
         self._settled: set[int | None] = set()
         self.written = 0
         self.failed = 0
@@ -56,16 +56,16 @@ class WriterLedger:
     def take(self, batch: Sequence[EntryRow]) -> None:
         """``batch`` is the batch in hand now, none of its rows counted yet."""
         with self._state:
-            self.in_hand, self._settled = batch, set()
+            self._in_hand, self._settled = batch, set()
 
     def put_down(self) -> None:
         """The batch in hand is done with: every row of it is counted."""
-        self.in_hand = ()
+        self._in_hand = ()
 
     def unsettled(self) -> list[EntryRow]:
         """The rows of the batch in hand not yet counted as written or failed."""
         with self._state:
-            return [row for row in self.in_hand if row.writer_seq not in self._settled]
+            return [row for row in self._in_hand if row.writer_seq not in self._settled]
 
     def count_written(self, rows: Sequence[EntryRow]) -> None:
         """``rows`` committed: count the caller's ones as written (once each)."""
