@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 
 from cleveragents.domain.errors import AuditWriterError
 from cleveragents.domain.ids import new_event_id
-from cleveragents.domain.rows import EntryRow, PendingRow
+from cleveragents.domain.rows import EntryRow, PendingRow, with_writer_seq
 from cleveragents.infrastructure import writer as writer_module
 from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.writer import MAX_FAILURES_IN_ROW, AuditWriter, RetryPolicy
@@ -38,22 +38,22 @@ WRITER = new_event_id()
 
 def make_row(n: int, actor: str | None = None) -> PendingRow:
     """A row as record() would queue it (the queue adds its writer_seq)."""
-    return (
-        new_event_id(),
-        "tool.invoked",
-        actor,
-        None,
-        f'{{"n":{n}}}',
-        None,
-        datetime.now(UTC),
-        WRITER,
+    return PendingRow(
+        event_id=new_event_id(),
+        event_type="tool.invoked",
+        actor=actor,
+        resource=None,
+        details=f'{{"n":{n}}}',
+        correlation_id=None,
+        created_at=datetime.now(UTC),
+        writer_id=WRITER,
     )
 
 
 def put_row(entries: AuditQueue, row: PendingRow) -> EntryRow:
     """Put ``row`` on the queue; the row as the sink gets it, with its writer_seq."""
     entries.put_nowait(row)
-    return (*row, entries.last_writer_seq)
+    return with_writer_seq(row, entries.last_writer_seq)
 
 
 class ListSink:
@@ -113,7 +113,7 @@ def queue_rows(entries: AuditQueue, count: int, actor: str | None = None) -> lis
     return [put_row(entries, make_row(n, actor)) for n in range(count)]
 
 
-# -- the queue and the retry policy --------------------------------------------------------
+# -- the queue -------------------------------------------------------------------------------------
 
 
 def test_queue_counts_entries_and_lets_control_messages_past_the_bound() -> None:
@@ -127,15 +127,6 @@ def test_queue_counts_entries_and_lets_control_messages_past_the_bound() -> None
     assert entries.qsize() == 3
     assert entries.entries_put == 2
     assert entries.last_writer_seq == 2  # a refused row takes no writer_seq
-
-
-def test_retry_backoff_doubles_up_to_its_cap() -> None:
-    """The pause before each retry doubles from backoff_initial_s and stops at backoff_max_s."""
-    policy = RetryPolicy(deadline_s=10, backoff_initial_s=0.05, backoff_max_s=0.3)
-    assert [policy.delay_s(attempt) for attempt in range(5)] == [0.05, 0.1, 0.2, 0.3, 0.3]
-    assert RetryPolicy().delay_s(100) == RetryPolicy().backoff_max_s
-    # However many retries a long deadline allows, the pause stays computable.
-    assert RetryPolicy().delay_s(5000) == RetryPolicy().backoff_max_s
 
 
 # -- batching and flushing -----------------------------------------------------------------
@@ -263,7 +254,7 @@ def test_transient_errors_past_the_deadline_fail_the_batch(make_writer: MakeWrit
     [failure] = [log for log in logs if log["event"] == "audit_entries_failed"]
     assert failure["log_level"] == "error"
     assert failure["count"] == 5
-    assert failure["event_ids"] == [row[0] for row in rows]
+    assert failure["event_ids"] == [row.event_id for row in rows]
     assert "TransientError: database is locked" in failure["error"]
 
 
@@ -271,7 +262,7 @@ def test_lasting_errors_are_isolated_to_the_bad_rows(make_writer: MakeWriter) ->
     """A batch with unwritable rows is split: the good rows commit, the bad are counted."""
 
     def reject_bad(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "bad" for row in rows):
+        if any(row.actor == "bad" for row in rows):
             raise PermanentError("constraint violated")
 
     sink = ListSink(before=reject_bad)
@@ -280,12 +271,12 @@ def test_lasting_errors_are_isolated_to_the_bad_rows(make_writer: MakeWriter) ->
     with capture_logs() as logs:
         writer.start()
         assert writer.flush(GENEROUS_S) is False
-    good = [row for row in rows if row[2] != "bad"]
+    good = [row for row in rows if row.actor != "bad"]
     assert sink.rows == good
     assert (writer.written, writer.failed, writer.retried) == (14, 2, 0)
     [failure] = [log for log in logs if log["event"] == "audit_entries_failed"]
     assert failure["count"] == 2
-    assert failure["event_ids"] == [rows[3][0], rows[11][0]]
+    assert failure["event_ids"] == [rows[3].event_id, rows[11].event_id]
     assert "PermanentError: constraint violated" in failure["error"]
     # A failure is reported by the flush that covers it, not by every later flush.
     queue_rows(entries, 2)
@@ -430,7 +421,7 @@ def test_a_writer_that_keeps_failing_gives_up_and_never_makes_anyone_wait(
     the queue refuses new entries with AuditWriterError."""
 
     def die(rows: Sequence[EntryRow]) -> None:
-        if any(row[2] == "poison" for row in rows):
+        if any(row.actor == "poison" for row in rows):
             raise SystemExit("writer thread killed by the test")
 
     def broken_give_up(rows: Sequence[EntryRow], error: str) -> None:
@@ -441,7 +432,7 @@ def test_a_writer_that_keeps_failing_gives_up_and_never_makes_anyone_wait(
     writer.start()
     queue_rows(entries, 3)
     assert writer.flush(GENEROUS_S) is True
-    monkeypatch.setattr(writer, "_give_up", broken_give_up)
+    monkeypatch.setattr(writer._ledger, "give_up", broken_give_up)
     with capture_logs() as logs:
         queue_rows(entries, MAX_FAILURES_IN_ROW + 2, "poison")
         wait_until(lambda: not writer.is_alive(), what="the writer to give up")

@@ -56,7 +56,7 @@ KINDS = [BoomError, CrashError, FatalError]
 
 def poisoned(rows: Sequence[EntryRow]) -> bool:
     """True when one of ``rows`` is the caller's poison entry."""
-    return any(row[2] == POISON for row in rows)
+    return any(row.actor == POISON for row in rows)
 
 
 class Injector:
@@ -95,7 +95,7 @@ class Injector:
         original = spool_module._encode_line
 
         def encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
-            if row[2] == POISON:
+            if row.actor == POISON:
                 self.fail("the spool's encoder")
             return original(row, error, spooled_at)
 
@@ -343,16 +343,30 @@ def test_a_producer_waiting_for_room_is_released_when_the_writer_gives_up() -> N
     assert entries.entries_put == 1
 
 
+def spool_row(writer_seq: int, actor: str, details: str) -> EntryRow:
+    """A caller's row with this ``actor`` and ``details`` (canonical JSON, or not)."""
+    return EntryRow(
+        event_id=new_event_id(),
+        event_type="tool.invoked",
+        actor=actor,
+        resource=None,
+        details=details,
+        correlation_id=None,
+        created_at=datetime.now(UTC),
+        writer_id=None,
+        writer_seq=writer_seq,
+    )
+
+
 def test_the_spool_keeps_a_row_it_cannot_encode_as_utf8_and_leaves_out_only_the_broken(
     tmp_path: Path,
 ) -> None:
     """A lone surrogate (refused by record(), but met here) is kept as an ASCII escape; a row
     that cannot be encoded at all is returned with the reason, the others are appended."""
     spool = Spool(tmp_path / "audit.spool.jsonl")
-    now = datetime.now(UTC)
-    good = (new_event_id(), "tool.invoked", "agent", None, '{"n":1}', None, now, None, 1)
-    surrogate = (new_event_id(), "tool.invoked", "a\ud800", None, "{}", None, now, None, 2)
-    broken = (new_event_id(), "tool.invoked", "\udfff", None, "{not json", None, now, None, 3)
+    good = spool_row(1, "agent", '{"n":1}')
+    surrogate = spool_row(2, "a\ud800", "{}")
+    broken = spool_row(3, "\udfff", "{not json")
     [(left_out, reason)] = spool.append([good, surrogate, broken], "test")
     assert left_out is broken
     assert "JSONDecodeError" in reason
@@ -360,7 +374,7 @@ def test_the_spool_keeps_a_row_it_cannot_encode_as_utf8_and_leaves_out_only_the_
     assert len(lines) == 2
     assert b"\\ud800" in lines[1]
     with spool.draining() as contents:
-        assert [row[0] for row in contents.rows] == [good[0]]
+        assert [row.event_id for row in contents.rows] == [good.event_id]
         [rejected] = contents.rejected
         assert rejected.line_number == 2
         assert "surrogate" in rejected.reason

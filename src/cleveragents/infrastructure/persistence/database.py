@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.accounting import replayed_declaration
+from cleveragents.infrastructure.bisection import bisect_failures
 from cleveragents.infrastructure.persistence.bulk import Declare, StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
 from cleveragents.infrastructure.persistence.schema import ensure_schema, ensure_schema_on
@@ -132,43 +133,42 @@ class AuditDatabase:
         is missing, the disk is full), that is the database's fault, not the rows':
         the first error is raised, as is any transient one.
         """
-        inserted = 0
-        committed = [0]  # rows in committed batches, stored before or not
-        refused: list[tuple[int, str, SQLAlchemyError]] = []
+        counts = [0, 0]  # rows inserted; rows in committed batches, stored before or not
+        refused: list[tuple[int, SQLAlchemyError]] = []
         for start in range(0, len(rows), _REPLAY_BATCH):
-            inserted += self._insert_new_or_split(
-                rows, start, min(start + _REPLAY_BATCH, len(rows)), refused, committed, declare
+            refused += bisect_failures(
+                range(start, min(start + _REPLAY_BATCH, len(rows))),
+                lambda indices: self._insert_new_once(rows, indices, counts, declare),
             )
-        if refused and not committed[0] and not all(_row_level(e) for _, _, e in refused):
-            raise refused[0][2]
-        return inserted, [(index, reason) for index, reason, _ in refused]
+        if refused and not counts[1] and not all(_row_level(exc) for _, exc in refused):
+            raise refused[0][1]
+        return counts[0], [(index, describe(exc)) for index, exc in refused]
 
-    def _insert_new_or_split(
+    def _insert_new_once(
         self,
         rows: Sequence[EntryRow],
-        start: int,
-        stop: int,
-        refused: list[tuple[int, str, SQLAlchemyError]],
-        committed: list[int],
+        indices: Sequence[int],
+        counts: list[int],
         declare: Declare | None,
-    ) -> int:
+    ) -> SQLAlchemyError | None:
+        """Insert the ``rows`` at ``indices`` (a range) in one transaction; the error, if any.
+
+        A transient error is raised: it stops the whole insert, not just these rows.
+        """
         try:
             with self._writing, self._guard, self.engine.begin() as connection:
-                inserted = insert_new(
-                    connection, rows[start:stop], hmac_key=self.hmac_key, declare=declare
+                counts[0] += insert_new(
+                    connection,
+                    rows[indices[0] : indices[-1] + 1],
+                    hmac_key=self.hmac_key,
+                    declare=declare,
                 )
         except SQLAlchemyError as exc:
             if is_transient(exc):
                 raise
-            if stop - start == 1:
-                refused.append((start, describe(exc), exc))
-                return 0
-            middle = (start + stop) // 2
-            return self._insert_new_or_split(
-                rows, start, middle, refused, committed, declare
-            ) + self._insert_new_or_split(rows, middle, stop, refused, committed, declare)
-        committed[0] += stop - start
-        return inserted
+            return exc
+        counts[1] += len(indices)
+        return None
 
     def before_fork(self) -> None:
         """Before os.fork(): on a SQLite file, wait until no write is under way."""
