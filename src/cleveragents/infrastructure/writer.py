@@ -256,6 +256,7 @@ class AuditWriter:
             _log.critical("audit_writer_crashed", error=error_text(exc), exc_info=True)
             self.fail_orphans("the writer thread crashed")
         finally:
+            self._queue.writer_ended()  # producers waiting for room stop waiting
             self._flushes.finish()
 
     def _serve(self) -> None:
