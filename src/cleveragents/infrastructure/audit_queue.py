@@ -27,7 +27,7 @@ from cleveragents.domain.errors import (
     AuditServiceClosedError,
     AuditWriterError,
 )
-from cleveragents.domain.rows import EntryRow, PendingRow, SystemRow, with_writer_seq
+from cleveragents.domain.rows import EntryRow, PendingRow, SystemRow
 
 __all__ = ["AuditQueue", "Overflow"]
 
@@ -40,6 +40,8 @@ _REFUSED = "refused"
 _CLOSED = "closed"
 _NO_WRITER = "no writer"
 _TIMED_OUT = "timed out"
+# A row with its writer_seq in one C call (see AuditQueue._enqueue).
+_new = tuple.__new__
 
 _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
 
@@ -96,10 +98,13 @@ class AuditQueue:
                 raise AuditWriterError(self.refusal)
             if self._entries >= self.maxsize:
                 raise queue.Full
+            # _enqueue inlined (the hot path), signal-safe as it says.
+            writer_seq = self.last_writer_seq + 1
+            item = _new(EntryRow, (*row, writer_seq))
             self._entries += 1
             self.entries_put += 1
-            self.last_writer_seq += 1
-            self._items.put(with_writer_seq(row, self.last_writer_seq))
+            self.last_writer_seq = writer_seq
+            self._items.put(item)
 
     def put(self, row: PendingRow, timeout: float | None = None) -> None:
         """Queue ``row``, waiting up to ``timeout`` seconds for room; else :class:`queue.Full`."""
@@ -231,18 +236,29 @@ class AuditQueue:
         )
 
     def _enqueue(self, row: PendingRow) -> None:
-        """With the lock held: queue a caller's entry with the next ``writer_seq``."""
+        """With the lock held: queue a caller's entry with the next ``writer_seq``.
+
+        Signal-safe: a signal handler (SIGTERM's ``SystemExit``) runs only when a call
+        returns, so the row is built first and the counters change only in plain
+        stores right before the one call that queues it. An exception raised here
+        leaves either nothing changed or the row queued, never a ``writer_seq``
+        taken and not queued (a gap ``verify`` would report).
+        """
+        writer_seq = self.last_writer_seq + 1
+        item = _new(EntryRow, (*row, writer_seq))
         self._entries += 1
         self.entries_put += 1
-        self.last_writer_seq += 1
-        self._items.put(with_writer_seq(row, self.last_writer_seq))
+        self.last_writer_seq = writer_seq
+        self._items.put(item)
 
     def put_system(self, row: PendingRow) -> None:
         """Queue a system row with the next ``writer_seq``; it takes no room and is not counted."""
-        with self._lock:
-            self.last_writer_seq += 1
+        with self._lock:  # signal-safe as _enqueue
+            writer_seq = self.last_writer_seq + 1
+            item = _new(SystemRow, (*row, writer_seq))
+            self.last_writer_seq = writer_seq
             self.system_put += 1
-            self._items.put(with_writer_seq(row, self.last_writer_seq, SystemRow))
+            self._items.put(item)
 
     def refuse(self, reason: str) -> None:
         """From now on, refuse entries with :class:`AuditWriterError` saying ``reason``."""
