@@ -20,6 +20,15 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
@@ -59,6 +68,7 @@ __all__ = [
     "open_trail",
     "parse_duration",
     "parse_time",
+    "progress_bar",
     "stderr_console",
     "stdout_console",
 ]
@@ -359,3 +369,18 @@ def binary_stdout() -> BinaryIO:
     if buffer is None:  # pragma: no cover - a replaced stdout without a byte layer
         raise CliError("standard output takes no bytes", EXIT_FAILED)
     return buffer  # type: ignore[no-any-return]
+
+
+def progress_bar(*, rows: bool) -> Progress:
+    """A progress bar on stderr (of rows, or else of bytes), drawn only at a terminal."""
+    console = stderr_console()
+    count = MofNCompleteColumn() if rows else DownloadColumn()
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )

@@ -109,12 +109,12 @@ def query(
         printer.console.print("[dim]no entries match[/dim]")
     else:
         table = entries_table(rows)
-        table.caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
+        table.caption = f"{len(rows)} entries, ids {rows[0].id}..{rows[-1].id}"
         table.caption_justify = "left"
         printer.console.print(table)
     if more:  # on stderr, terminal or not: stdout stays the entries alone
         stderr_console().print(
-            f"more entries match: continue with --after-id {rows[-1][0]}", highlight=False
+            f"more entries match: continue with --after-id {rows[-1].id}", highlight=False
         )
 
 
