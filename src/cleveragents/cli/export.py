@@ -24,21 +24,14 @@ import typer
 
 from cleveragents.cli.common import (
     MAX_ID,
-    Actor,
-    CorrelationId,
     DatabaseUrl,
-    EventType,
-    Resource,
-    Since,
-    System,
-    Until,
     binary_stdout,
-    entry_filter,
     fail,
     open_trail,
     progress_bar,
     stderr_console,
 )
+from cleveragents.cli.filters import NO_FILTERS, Filters, System, with_filters
 from cleveragents.cli.render import csv_chunk
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.reads import EntryFilter
@@ -119,28 +112,20 @@ _Chain = Annotated[
 ]
 
 
+@with_filters()
 def export(
     database_url: DatabaseUrl = None,
     output_format: _OutputFormat = Format.jsonl,
     out: _Out = None,
-    event_type: EventType = None,
-    actor: Actor = None,
-    resource: Resource = None,
-    correlation_id: CorrelationId = None,
-    since: Since = None,
-    until: Until = None,
+    filters: Filters = NO_FILTERS,
     after_id: _AfterId = None,
     system: System = False,
     chain: _Chain = False,
 ) -> None:
     """Write the matching entries, oldest first, as JSON Lines or CSV, in bounded memory."""
     if chain:
-        _check_chain_options(
-            output_format, event_type, actor, resource, correlation_id, since, until
-        )
-    where = entry_filter(
-        event_type, actor, resource, correlation_id, since, until, system=system or chain
-    )
+        _check_chain_options(output_format, filters)
+    where = filters.where(system=system or chain)
     started = time.perf_counter()
     written, last = _export(database_url, where, output_format, out, after_id, chain=chain)
     console = stderr_console()
@@ -191,11 +176,11 @@ def _export(
     return result
 
 
-def _check_chain_options(output_format: Format, *filters: str | None) -> None:
+def _check_chain_options(output_format: Format, filters: Filters) -> None:
     """--chain writes the whole chain as JSON Lines: a filter or CSV is a one-line error."""
     if output_format is not Format.jsonl:
         fail("--chain writes JSON Lines (what import reads): leave out --format csv")
-    if any(value is not None for value in filters):
+    if filters.given():
         fail(
             "--chain exports the whole chain, which a filter would cut into pieces that "
             "cannot keep it; leave out --type, --actor, --resource, --correlation-id, "

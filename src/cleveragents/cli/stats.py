@@ -11,21 +11,8 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
-from cleveragents.cli.common import (
-    Actor,
-    AsJson,
-    CorrelationId,
-    DatabaseUrl,
-    EventType,
-    Resource,
-    Since,
-    System,
-    Until,
-    binary_stdout,
-    entry_filter,
-    open_trail,
-    stdout_console,
-)
+from cleveragents.cli.common import AsJson, DatabaseUrl, binary_stdout, open_trail, stdout_console
+from cleveragents.cli.filters import NO_FILTERS, TIME_FIRST, Filters, System, with_filters
 from cleveragents.cli.render import iso_time, short_time
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.reads import EntryFilter
@@ -33,14 +20,10 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 __all__ = ["stats"]
 
 
+@with_filters(TIME_FIRST)
 def stats(
     database_url: DatabaseUrl = None,
-    since: Since = None,
-    until: Until = None,
-    event_type: EventType = None,
-    actor: Actor = None,
-    resource: Resource = None,
-    correlation_id: CorrelationId = None,
+    filters: Filters = NO_FILTERS,
     top: Annotated[
         int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")
     ] = 20,
@@ -48,7 +31,7 @@ def stats(
     system: System = False,
 ) -> None:
     """Totals by event type and by actor for a period; rows, size, oldest and newest entry."""
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
+    where = filters.where(system=system)
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
