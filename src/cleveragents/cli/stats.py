@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Group
 from rich.table import Table
+from sqlalchemy import Connection
 
 from cleveragents.cli.common import AsJson, DatabaseUrl, binary_stdout, open_trail, stdout_console
 from cleveragents.cli.filters import NO_FILTERS, TIME_FIRST, Filters, System, with_filters
@@ -35,25 +38,11 @@ def stats(
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
-            everything = browse.count_rows(
-                connection, EntryFilter(include_system=system), after_id=None, up_to_id=None
-            )
-            groups: list[tuple[Any, Any, int]]
-            actor_totals: list[tuple[Any, int]] | None
-            if where.since is None and where.until is None:  # two scans of covering indexes
-                groups = [
-                    (kind, None, count)
-                    for kind, count in browse.totals(connection, where, "event_type", limit=None)
-                ]
-                actor_totals = browse.totals(connection, where, "actor", limit=None)
-            else:  # one pass over the time range
-                groups = browse.totals_by_type_and_actor(connection, where)
-                actor_totals = None
-            span = browse.bounds(connection, where)
-            size = browse.database_size(connection, database.sqlite_path)
+            found = _read(connection, where, database.sqlite_path)
         url = database.url
     finally:
         database.dispose()
+    groups, actor_totals, span = found.groups, found.actor_totals, found.span
     by_type = _ranked(Counter(), groups, 0)
     by_actor = _ranked(Counter(), groups, 1) if actor_totals is None else actor_totals
     matching = sum(count for _, _, count in groups)
@@ -64,8 +53,8 @@ def stats(
         "since": None if where.since is None else iso_time(where.since),
         "until": None if where.until is None else iso_time(where.until),
         "rows": matching,
-        "rows_in_trail": everything,
-        "database_size_bytes": size,
+        "rows_in_trail": found.everything,
+        "database_size_bytes": found.size,
         "oldest": _moment(span.oldest),
         "newest": _moment(span.newest),
         "by_event_type": dict(by_type),
@@ -82,6 +71,40 @@ def stats(
         typer.echo(_plain(report), nl=False)
         return
     console.print(_rich(report, matching))
+
+
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What stats reads for a period."""
+
+    everything: int  # rows in the trail (system ones with --system), whatever the filters
+    groups: list[tuple[Any, Any, int]]  # (event type, actor or None, count)
+    actor_totals: list[tuple[Any, int]] | None  # None: counted from the groups
+    span: browse.Bounds
+    size: int | None
+
+
+def _read(connection: Connection, where: EntryFilter, sqlite_path: Path | None) -> _Found:
+    everything = browse.count_rows(
+        connection,
+        EntryFilter(include_system=where.include_system),
+        after_id=None,
+        up_to_id=None,
+    )
+    groups: list[tuple[Any, Any, int]]
+    actor_totals: list[tuple[Any, int]] | None
+    if where.since is None and where.until is None:  # two scans of covering indexes
+        groups = [
+            (kind, None, count)
+            for kind, count in browse.totals(connection, where, "event_type", limit=None)
+        ]
+        actor_totals = browse.totals(connection, where, "actor", limit=None)
+    else:  # one pass over the time range
+        groups = browse.totals_by_type_and_actor(connection, where)
+        actor_totals = None
+    span = browse.bounds(connection, where)
+    size = browse.database_size(connection, sqlite_path)
+    return _Found(everything, groups, actor_totals, span, size)
 
 
 def _ranked(
