@@ -25,7 +25,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, NamedTuple
 
 import orjson
 import typer
@@ -115,7 +115,7 @@ def import_(
 
             lines = _entry_lines(stream)
             first = next(lines, None)
-            if first is not None and is_chain_line(first[1]):
+            if first is not None and is_chain_line(first.text):
                 outcome = _import_chain(source, itertools.chain([first], lines), target, advance)
             else:
                 rest = lines if first is None else itertools.chain([first], lines)
@@ -140,11 +140,18 @@ def _open_source(source: str) -> tuple[BinaryIO, int | None]:
     return stream, os.fstat(stream.fileno()).st_size
 
 
-def _entry_lines(stream: BinaryIO) -> Iterator[tuple[int, bytes]]:
-    """(line number, line) of every line that is not blank."""
+class _Line(NamedTuple):
+    """A line of the file that is not blank, and its number."""
+
+    number: int
+    text: bytes
+
+
+def _entry_lines(stream: BinaryIO) -> Iterator[_Line]:
+    """Every line that is not blank, with its number."""
     for number, line in enumerate(stream, start=1):
         if line.strip():
-            yield number, line
+            yield _Line(number, line)
 
 
 def _discard(target: ImportTarget) -> None:
@@ -161,7 +168,7 @@ def _discard(target: ImportTarget) -> None:
 
 def _import_rechained(
     source: str,
-    lines: Iterator[tuple[int, bytes]],
+    lines: Iterator[_Line],
     target: ImportTarget,
     advance: Callable[[], None],
 ) -> _Outcome:
@@ -222,32 +229,39 @@ class _ChainBatches:
     ) -> None:
         self.source, self.target, self.stack, self.advance = source, target, stack, advance
         self.copy: ChainCopy | None = None
-        self.batch: list[tuple[int, ChainedRow]] = []
+        self.rows: list[ChainedRow] = []
+        self.numbers: list[int] = []  # the line number of each of rows
+
+    def add(self, number: int, row: ChainedRow) -> None:
+        self.numbers.append(number)
+        self.rows.append(row)
+        if len(self.rows) >= IMPORT_BATCH:
+            self.send()
 
     def send(self) -> None:
-        if not self.batch:
+        if not self.rows:
             return
-        source, batch = self.source, self.batch
+        source, numbers = self.source, self.numbers
         try:
             if self.copy is None:
                 self.copy = ChainCopy(self.stack.enter_context(self.target.open().transaction()))
-            self.copy.add([row for _, row in batch])
+            self.copy.add(self.rows)
         except ChainRefusedError as exc:
-            where = source if exc.index is None else f"{source}:{batch[exc.index][0]}"
+            where = source if exc.index is None else f"{source}:{numbers[exc.index]}"
             fail(f"{where}: {exc}; {_NOT_KEPT}", EXIT_FAILED)
         except SQLAlchemyError as exc:
             fail(
-                f"{source}:{batch[0][0]}..{batch[-1][0]}: the database refused these "
+                f"{source}:{numbers[0]}..{numbers[-1]}: the database refused these "
                 f"entries ({describe(exc)}); nothing was imported",
                 EXIT_FAILED,
             )
-        batch.clear()
+        self.rows, self.numbers = [], []
         self.advance()
 
 
 def _import_chain(
     source: str,
-    lines: Iterator[tuple[int, bytes]],
+    lines: Iterator[_Line],
     target: ImportTarget,
     advance: Callable[[], None],
 ) -> _Outcome:
@@ -257,16 +271,15 @@ def _import_chain(
         batches = _ChainBatches(source, target, stack, advance)
         for number, line in lines:
             try:
-                batches.batch.append((number, parse_chain_line(line)))
+                row = parse_chain_line(line)
             except RowError as exc:
                 fail(
                     f"{source}:{number}: {exc}; nothing was imported (a chain is imported "
                     "whole or not at all): fix the line and import again",
                     EXIT_FAILED,
                 )
+            batches.add(number, row)
             read += 1
-            if len(batches.batch) >= IMPORT_BATCH:
-                batches.send()
         batches.send()
         copy = batches.copy
         if copy is None:

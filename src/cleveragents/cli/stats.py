@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -43,8 +44,12 @@ def stats(
     finally:
         database.dispose()
     groups, actor_totals, span = found.groups, found.actor_totals, found.span
-    by_type = _ranked(Counter(), groups, 0)
-    by_actor = _ranked(Counter(), groups, 1) if actor_totals is None else actor_totals
+    by_type = _ranked((kind, count) for kind, _, count in groups)
+    by_actor = (
+        _ranked((name, count) for _, name, count in groups)
+        if actor_totals is None
+        else actor_totals
+    )
     matching = sum(count for _, _, count in groups)
     more_actors = top != 0 and len(by_actor) > top
     actors = by_actor[:top] if top else by_actor
@@ -107,19 +112,24 @@ def _read(connection: Connection, where: EntryFilter, sqlite_path: Path | None) 
     return _Found(everything, groups, actor_totals, span, size)
 
 
-def _ranked(
-    counts: Counter[Any], groups: list[tuple[Any, Any, int]], field: int
-) -> list[tuple[Any, int]]:
-    """Totals per value of one field of the groups: most first, ties by value (None last)."""
-    for group in groups:
-        counts[group[field]] += group[2]
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+def _ranked(pairs: Iterable[tuple[Any, int]]) -> list[tuple[Any, int]]:
+    """Totals per value of (value, count) pairs: most first, ties by value (None last)."""
+    counts: Counter[Any] = Counter()
+    for value, count in pairs:
+        counts[value] += count
+    return sorted(counts.items(), key=_rank)
+
+
+def _rank(item: tuple[Any, int]) -> tuple[int, bool, Any]:
+    value, count = item
+    return (-count, value is None, value or "")
 
 
 def _moment(found: tuple[int, datetime] | None) -> dict[str, Any] | None:
     if found is None:
         return None
-    return {"id": found[0], "created_at": iso_time(found[1])}
+    entry_id, created_at = found
+    return {"id": entry_id, "created_at": iso_time(created_at)}
 
 
 def _size(size: int | None) -> str:
