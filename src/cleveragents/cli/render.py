@@ -64,14 +64,15 @@ def plain_line(row: StoredRow) -> str:
     Tabs, line breaks and backslashes inside a field are written as ``\\t``, ``\\n``,
     ``\\r`` and ``\\\\``, so that every entry is one line with seven fields.
     """
+    entry_id, _, event_type, actor, resource, correlation_id, created_at, details = row
     fields = (
-        str(row.id),
-        iso_time(row.created_at),
-        row.event_type,
-        row.actor,
-        row.resource,
-        row.correlation_id,
-        row.details,
+        str(entry_id),
+        iso_time(created_at),
+        event_type,
+        actor,
+        resource,
+        correlation_id,
+        details,
     )
     return "\t".join("-" if f is None else f.translate(_ESCAPES) for f in fields) + "\n"
 
@@ -82,17 +83,27 @@ def csv_chunk(rows: Iterable[StoredRow], *, header: bool) -> bytes:
     writer = csv.writer(buffer)
     if header:
         writer.writerow(CSV_HEADER)
-    for row in rows:
+    # Unpacked into names: as fast as row[N], twice as fast as a SQLAlchemy Row's attributes.
+    for (
+        entry_id,
+        event_id,
+        event_type,
+        actor,
+        resource,
+        correlation_id,
+        created_at,
+        details,
+    ) in rows:
         writer.writerow(
             (
-                row.id,
-                row.event_id,
-                row.event_type,
-                row.actor,
-                row.resource,
-                row.correlation_id,
-                iso_time(row.created_at),
-                row.details,
+                entry_id,
+                event_id,
+                event_type,
+                actor,
+                resource,
+                correlation_id,
+                iso_time(created_at),
+                details,
             )
         )
     return buffer.getvalue().encode()

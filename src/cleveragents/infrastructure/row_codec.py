@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -90,8 +90,9 @@ class StoredChainRow(NamedTuple):
 
 #: The fields of a :class:`StoredRow`, in its order (the columns of a CSV export).
 STORED_FIELDS: tuple[str, ...] = StoredRow._fields
+_STORED_LENGTH = len(STORED_FIELDS)
 #: The chain fields a chain line carries, in its order.
-_CHAIN_LINE_FIELDS = StoredChainRow._fields[len(STORED_FIELDS) :]
+_CHAIN_LINE_FIELDS = StoredChainRow._fields[_STORED_LENGTH:]
 
 #: System entries a spool or an import never brings in: a purge's, a replay's or an
 #: import's own declaration is made where it happens, and one from elsewhere could hide
@@ -119,28 +120,33 @@ def iso_time(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def json_line(row: StoredRow | StoredChainRow, extra: Mapping[str, Any] | None = None) -> bytes:
-    """One JSON Lines record, newline included; ``details`` is spliced in last, as stored.
+def json_line(row: Sequence[Any], extra: Mapping[str, Any] | None = None) -> bytes:
+    """One JSON Lines record of a :class:`StoredRow` (or a row of its columns), newline
+    included; ``details`` is spliced in last, as stored.
 
     ``extra``: more fields, written after the entry's own and before ``details``.
     """
+    # Unpacked into names: as fast as row[N], twice as fast as a SQLAlchemy Row's attributes.
+    entry_id, event_id, event_type, actor, resource, correlation_id, created_at, details = row
     fields = {
-        "id": row.id,
-        "event_id": row.event_id,
-        "event_type": row.event_type,
-        "actor": row.actor,
-        "resource": row.resource,
-        "correlation_id": row.correlation_id,
-        "created_at": iso_time(row.created_at),
+        "id": entry_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "actor": actor,
+        "resource": resource,
+        "correlation_id": correlation_id,
+        "created_at": iso_time(created_at),
     }
     if extra:
         fields.update(extra)
-    return orjson.dumps(fields)[:-1] + b',"details":' + row.details.encode() + b"}\n"
+    text: str = details
+    return orjson.dumps(fields)[:-1] + b',"details":' + text.encode() + b"}\n"
 
 
 def chain_line(row: StoredChainRow) -> bytes:
     """One line of a chain export: a :func:`json_line` with the chain's fields too."""
-    return json_line(row, {name: getattr(row, name) for name in _CHAIN_LINE_FIELDS})
+    stored, chain = row[:_STORED_LENGTH], row[_STORED_LENGTH:]
+    return json_line(stored, dict(zip(_CHAIN_LINE_FIELDS, chain, strict=True)))
 
 
 def spool_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
