@@ -42,7 +42,7 @@ def test_export_to_a_file_is_private_and_complete(sqlite_trail: Trail, tmp_path:
     assert result.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert [e["event_id"] for e in json_lines(out.read_text("utf-8"))] == [
-        row[0] for row in sqlite_trail.rows
+        row.event_id for row in sqlite_trail.rows
     ]
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
@@ -146,7 +146,7 @@ def tricky_rows() -> list[EntryRow]:
     rows: list[EntryRow] = []
     for n, (details, moment) in enumerate(zip(TRICKY_DETAILS, times, strict=True)):
         rows.append(
-            (
+            EntryRow(
                 new_event_id(),
                 "tool.invoked",
                 None if n == 0 else f"agent:ü{n}",
@@ -207,7 +207,7 @@ def round_trip(source_url: str, target_url: str, tmp_path: Path) -> None:
     }
     assert_same_entries(stored(target_url), source)
     for entry, row in zip(stored(target_url), rows, strict=True):
-        assert entry["created_at"] == row[6]  # the same instant as recorded, in UTC
+        assert entry["created_at"] == row.created_at  # the same instant as recorded, in UTC
     # and the new database exports the very same lines again, ids aside
     again = run_cli("export", "--database-url", target_url)
     first = [{k: v for k, v in e.items() if k != "id"} for e in json_lines(out.read_text())]
@@ -462,7 +462,7 @@ def test_a_failed_import_leaves_an_existing_trail_as_it_was(
     report = verify_url(trail.url)
     assert report.intact, report.findings
     assert report.last_seq == len(trail.rows)
-    assert [e["event_id"] for e in stored(trail.url)] == [row[0] for row in trail.rows]
+    assert [e["event_id"] for e in stored(trail.url)] == [row.event_id for row in trail.rows]
 
 
 @pytest.mark.postgres
