@@ -24,13 +24,14 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 __all__ = ["stats"]
 
 
+_Top = Annotated[int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")]
+
+
 @with_filters(TIME_FIRST)
 def stats(
     database_url: DatabaseUrl = None,
     filters: Filters = NO_FILTERS,
-    top: Annotated[
-        int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")
-    ] = 20,
+    top: _Top = 20,
     as_json: AsJson = False,
     system: System = False,
 ) -> None:
@@ -43,14 +44,8 @@ def stats(
         url = database.url
     finally:
         database.dispose()
-    groups, actor_totals, span = found.groups, found.actor_totals, found.span
-    by_type = _ranked((kind, count) for kind, _, count in groups)
-    by_actor = (
-        _ranked((name, count) for _, name, count in groups)
-        if actor_totals is None
-        else actor_totals
-    )
-    matching = sum(count for _, _, count in groups)
+    by_actor, span = found.by_actor(), found.span
+    matching = sum(count for _, _, count in found.groups)
     more_actors = top != 0 and len(by_actor) > top
     actors = by_actor[:top] if top else by_actor
     report: dict[str, Any] = {
@@ -62,7 +57,7 @@ def stats(
         "database_size_bytes": found.size,
         "oldest": _moment(span.oldest),
         "newest": _moment(span.newest),
-        "by_event_type": dict(by_type),
+        "by_event_type": dict(_ranked((kind, count) for kind, _, count in found.groups)),
         "by_actor": [{"actor": name, "count": count} for name, count in actors],
         "more_actors": more_actors,
     }
@@ -87,6 +82,12 @@ class _Found:
     actor_totals: list[tuple[Any, int]] | None  # None: counted from the groups
     span: browse.Bounds
     size: int | None
+
+    def by_actor(self) -> list[tuple[Any, int]]:
+        """Totals per actor, most first."""
+        if self.actor_totals is not None:
+            return self.actor_totals
+        return _ranked((actor, count) for _, actor, count in self.groups)
 
 
 def _read(connection: Connection, where: EntryFilter, sqlite_path: Path | None) -> _Found:
