@@ -107,7 +107,7 @@ def _row(
     details: dict[str, Any],
     minutes: int,
 ) -> EntryRow:
-    return (
+    return EntryRow(
         new_event_id(),
         event_type,
         actor,

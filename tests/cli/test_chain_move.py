@@ -16,12 +16,13 @@ import pytest
 
 from cleveragents import AuditService, Settings
 from cleveragents.application import trail
-from cleveragents.cli import transfer
+from cleveragents.cli.import_ import parse_chain_line
 from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash
 from cleveragents.domain.errors import AuditQueueFullError
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.verification import FindingKind, VerifyReport, VerifyStatus
 from cleveragents.infrastructure.persistence.database import open_database
+from cleveragents.infrastructure.row_codec import StoredChainRow, chain_line
 from tests.cli.conftest import run_cli
 from tests.cli.test_transfer import TRICKY_DETAILS, chain_file, leftovers
 from tests.support import GENEROUS_S, SQLiteWriteLock, sqlite_path, wait_until
@@ -368,12 +369,17 @@ def test_a_chain_line_keeps_details_text_it_was_hashed_with(tmp_path: Path) -> N
     )
     hashed = entry_hash(GENESIS_HASH, header)
     row = (1, event_id, "tool.invoked", None, None, None, created, details)
-    line = transfer.chain_line((*row, 1, GENESIS_HASH, hashed, None, None, None))
-    parsed = transfer.parse_chain_line(line)
-    assert parsed[4] == details
-    assert parsed[9:] == (1, GENESIS_HASH, hashed, None)
-    canonical = transfer.parse_chain_line(line.replace(hashed.encode(), b"0" * 64))
-    assert canonical[4] == '{"a":[1.0,2],"b":1}'  # no text hashes to it: the canonical one
+    line = chain_line(StoredChainRow(*row, 1, GENESIS_HASH, hashed, None, None, None))
+    parsed = parse_chain_line(line)
+    assert parsed.details == details
+    assert (parsed.seq, parsed.prev_hash, parsed.entry_hash, parsed.hmac) == (
+        1,
+        GENESIS_HASH,
+        hashed,
+        None,
+    )
+    canonical = parse_chain_line(line.replace(hashed.encode(), b"0" * 64))
+    assert canonical.details == '{"a":[1.0,2],"b":1}'  # no text hashes to it: the canonical one
 
 
 def test_a_hole_in_the_file_is_kept_and_reported(

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cleveragents.cli.common import CliError, entry_filter, one_line, parse_duration, parse_time
+from cleveragents.cli.common import CliError, one_line, parse_duration, parse_time
+from cleveragents.cli.filters import entry_filter
 from cleveragents.domain.event_types import AuditEventType
 from tests.cli.conftest import Trail, run_cli
 

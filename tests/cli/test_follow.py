@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, event, text
@@ -19,7 +20,9 @@ from tests.cli.conftest import Trail, write_rows
 
 def row(actor: str) -> EntryRow:
     """A hand-made row (no writer) to append directly."""
-    return (new_event_id(), "tool.invoked", actor, None, "{}", None, datetime.now(UTC), None, None)
+    return EntryRow(
+        new_event_id(), "tool.invoked", actor, None, "{}", None, datetime.now(UTC), None, None
+    )
 
 
 @pytest.fixture
@@ -30,9 +33,9 @@ def database(trail: Trail) -> Iterator[AuditDatabase]:
     opened.dispose()
 
 
-def ids(rows: object) -> list[int]:
+def ids(rows: Iterable[Any]) -> list[int]:
     """The ids of selected rows."""
-    return [int(r[0]) for r in rows]  # type: ignore[attr-defined]
+    return [int(r.id) for r in rows]
 
 
 def test_new_rows_arrive_once_in_id_order(trail: Trail, database: AuditDatabase) -> None:
@@ -107,7 +110,7 @@ def test_a_row_committed_late_below_the_highest_id_is_not_missed(postgres_url: s
         slow.close()
         late = follower.poll()
         assert ids(late) == [slow_id]
-        assert late[0][3] == "slow"
+        assert late[0].actor == "slow"
         assert follower.pending_gaps == frozenset()
         assert follower.poll() == []
     finally:

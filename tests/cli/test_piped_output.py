@@ -16,6 +16,7 @@ import pytest
 from rich.console import Console
 
 from cleveragents.cli.render import entries_table
+from cleveragents.infrastructure.row_codec import StoredRow
 from tests.cli.conftest import Exited, Trail, json_lines, run_main
 
 
@@ -89,13 +90,13 @@ def test_query_at_a_terminal_says_it_on_stderr_too(
     assert done.stderr == "more entries match: continue with --after-id 3\n"
 
 
-def row(entry_id: int, details: str) -> tuple[object, ...]:
+def row(entry_id: int, details: str) -> StoredRow:
     """A row as browse reads it."""
     moment = datetime(2026, 3, 1, tzinfo=UTC)
-    return (entry_id, "e", "tool.invoked", "agent:a", "tool:t", "run-1", moment, details)
+    return StoredRow(entry_id, "e", "tool.invoked", "agent:a", "tool:t", "run-1", moment, details)
 
 
-def rendered(rows: list[tuple[object, ...]], width: int) -> list[str]:
+def rendered(rows: list[StoredRow], width: int) -> list[str]:
     """The entries table drawn on a console ``width`` columns wide, as lines."""
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, legacy_windows=False).print(
@@ -133,7 +134,9 @@ def test_a_long_details_value_is_one_cropped_line(width: int) -> None:
 def test_values_that_look_like_markup_are_shown_as_they_are() -> None:
     """Brackets in details, actor or resource are data: `[null,1]` and `[bold]` stay visible."""
     details = '{"a":[null,1],"b":"[bold]x[/bold]"}'
-    entry = (1, "e", "tool.invoked", "[red]actor", "[b]res", None, datetime.now(UTC), details)
+    entry = StoredRow(
+        1, "e", "tool.invoked", "[red]actor", "[b]res", None, datetime.now(UTC), details
+    )
     text = "\n".join(rendered([entry], 200))
     assert details in text
     assert "[red]actor" in text
@@ -143,7 +146,7 @@ def test_values_that_look_like_markup_are_shown_as_they_are() -> None:
 def test_a_typical_entry_fits_whole_on_a_wide_terminal() -> None:
     """At 132 columns an actor like `agent:analyst-0` and a rule's details show uncut."""
     entry = row(21, '{"rule":"no-destructive-shell"}')
-    entry = (*entry[:3], "agent:analyst-0", "tool:shell.run", *entry[5:])
+    entry = entry._replace(actor="agent:analyst-0", resource="tool:shell.run")
     body = [cells(line) for line in rendered([entry], 132) if line.startswith("│")]
     assert len(body) == 1
     assert body[0][3:5] == ["agent:analyst-0", "tool:shell.run"]

@@ -22,14 +22,14 @@ def test_query_json_gives_every_field_of_every_entry(trail: Trail) -> None:
     assert [e["id"] for e in entries] == list(range(1, 13))
     for entry, row in zip(entries, trail.rows, strict=True):
         assert list(entry) == [*FIELDS, "details"]
-        assert entry["event_id"] == row[0]
-        assert entry["event_type"] == row[1]
+        assert entry["event_id"] == row.event_id
+        assert entry["event_type"] == row.event_type
         assert (entry["actor"], entry["resource"], entry["correlation_id"]) == (
-            row[2],
-            row[3],
-            row[5],
+            row.actor,
+            row.resource,
+            row.correlation_id,
         )
-        assert entry["created_at"] == iso_time(row[6])
+        assert entry["created_at"] == iso_time(row.created_at)
     assert entries[1]["details"] == {"goal": "Q3 — résumé"}
     assert entries[3]["details"] == {"args": {"q": ["a", 1, None]}}
 
@@ -88,7 +88,7 @@ def test_query_piped_prints_tab_separated_lines(sqlite_trail: Trail) -> None:
     fields = lines[0].split("\t")
     assert fields == [
         "4",
-        iso_time(sqlite_trail.rows[3][6]),
+        iso_time(sqlite_trail.rows[3].created_at),
         "tool.invoked",
         "agent:analyst",
         "tool:web.search",

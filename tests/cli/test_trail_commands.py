@@ -23,6 +23,7 @@ from typer.testing import Result
 
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.persistence.database import open_database
 from tests.cli.conftest import T0, json_lines, run_cli, script
 from tests.conftest import MakeService
@@ -353,7 +354,7 @@ def test_checkpoint_of_a_missing_database_is_an_error(tmp_path: Path) -> None:
 def hand_made(url: str, hours: list[float]) -> list[str]:
     """Entries at T0 + ``hours``, appended in this order through the chain; their event ids."""
     rows = [
-        (
+        EntryRow(
             new_event_id(),
             "tool.invoked",
             "agent",
@@ -371,7 +372,7 @@ def hand_made(url: str, hours: list[float]) -> list[str]:
         database.write_batch(rows)
     finally:
         database.dispose()
-    return [row[0] for row in rows]
+    return [row.event_id for row in rows]
 
 
 def test_purge_removes_only_a_prefix_and_verify_still_passes(database_url: str) -> None:

@@ -13,7 +13,8 @@ import orjson
 import pytest
 
 from cleveragents import AuditService, Settings
-from cleveragents.cli import transfer
+from cleveragents.cli import export as export_module
+from cleveragents.cli import import_ as import_module
 from cleveragents.domain.details import decode_details, encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.rows import EntryRow
@@ -41,7 +42,7 @@ def test_export_to_a_file_is_private_and_complete(sqlite_trail: Trail, tmp_path:
     assert result.stdout == ""
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert [e["event_id"] for e in json_lines(out.read_text("utf-8"))] == [
-        row[0] for row in sqlite_trail.rows
+        row.event_id for row in sqlite_trail.rows
     ]
     assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
@@ -59,7 +60,7 @@ def test_an_interrupted_export_leaves_no_file(
 ) -> None:
     """When writing fails half way, neither the file nor its temporary is left behind."""
     calls = {"n": 0}
-    real = transfer.json_line
+    real = export_module.json_line
 
     def failing(row: Any) -> bytes:
         calls["n"] += 1
@@ -67,8 +68,8 @@ def test_an_interrupted_export_leaves_no_file(
             raise KeyboardInterrupt
         return real(row)
 
-    monkeypatch.setattr(transfer, "json_line", failing)
-    monkeypatch.setattr(transfer, "EXPORT_PAGE", 5)
+    monkeypatch.setattr(export_module, "json_line", failing)
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 5)
     out = tmp_path / "trail.jsonl"
     result = run_cli("export", "--database-url", sqlite_trail.url, "-o", str(out))
     assert result.exit_code == 130
@@ -80,7 +81,7 @@ def test_export_pages_in_bounded_chunks_and_honours_filters(
     sqlite_trail: Trail, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """With pages of 5 rows, a filtered export still has exactly the matching entries."""
-    monkeypatch.setattr(transfer, "EXPORT_PAGE", 5)
+    monkeypatch.setattr(export_module, "EXPORT_PAGE", 5)
     result = run_cli("export", "--database-url", sqlite_trail.url, "--actor", "agent:analyst")
     assert [e["id"] for e in json_lines(result.stdout)] == [2, 3, 4, 5, 8, 9, 10, 11]
     result = run_cli("export", "--database-url", sqlite_trail.url, "--after-id", "9")
@@ -145,7 +146,7 @@ def tricky_rows() -> list[EntryRow]:
     rows: list[EntryRow] = []
     for n, (details, moment) in enumerate(zip(TRICKY_DETAILS, times, strict=True)):
         rows.append(
-            (
+            EntryRow(
                 new_event_id(),
                 "tool.invoked",
                 None if n == 0 else f"agent:ü{n}",
@@ -206,7 +207,7 @@ def round_trip(source_url: str, target_url: str, tmp_path: Path) -> None:
     }
     assert_same_entries(stored(target_url), source)
     for entry, row in zip(stored(target_url), rows, strict=True):
-        assert entry["created_at"] == row[6]  # the same instant as recorded, in UTC
+        assert entry["created_at"] == row.created_at  # the same instant as recorded, in UTC
     # and the new database exports the very same lines again, ids aside
     again = run_cli("export", "--database-url", target_url)
     first = [{k: v for k, v in e.items() if k != "id"} for e in json_lines(out.read_text())]
@@ -328,10 +329,10 @@ def test_import_keeps_details_exactly_as_exported(tmp_path: Path) -> None:
         b'"created_at":"2026-01-01T00:00:00.000001+00:00",'
         b'"details":{"n":123456789012345678901234567890,"f":0.1}}'
     )
-    row = transfer.parse_entry_line(line)
-    assert row[0] == event_id
-    assert decode_details(row[4]) == {"n": 123456789012345678901234567890, "f": 0.1}
-    assert row[6] == datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
+    row = import_module.parse_entry_line(line)
+    assert row.event_id == event_id
+    assert decode_details(row.details) == {"n": 123456789012345678901234567890, "f": 0.1}
+    assert row.created_at == datetime(2026, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
 
 
 # -- a failed import creates nothing --------------------------------------------------------
@@ -424,7 +425,7 @@ def test_an_interrupted_chain_import_leaves_no_database(
     source = f"sqlite:///{tmp_path / 'source.db'}"
     write_rows(source, tricky_rows())
     out = chain_file(source, tmp_path)
-    real, calls = transfer.parse_chain_line, {"n": 0}
+    real, calls = import_module.parse_chain_line, {"n": 0}
 
     def interrupted(line: bytes) -> Any:
         calls["n"] += 1
@@ -432,8 +433,8 @@ def test_an_interrupted_chain_import_leaves_no_database(
             raise KeyboardInterrupt
         return real(line)
 
-    monkeypatch.setattr(transfer, "IMPORT_BATCH", 2)
-    monkeypatch.setattr(transfer, "parse_chain_line", interrupted)
+    monkeypatch.setattr(import_module, "IMPORT_BATCH", 2)
+    monkeypatch.setattr(import_module, "parse_chain_line", interrupted)
     result = run_cli("import", str(out), "--database-url", database_url)
     assert result.exit_code == 130
     assert leftovers(database_url) == []
@@ -461,7 +462,7 @@ def test_a_failed_import_leaves_an_existing_trail_as_it_was(
     report = verify_url(trail.url)
     assert report.intact, report.findings
     assert report.last_seq == len(trail.rows)
-    assert [e["event_id"] for e in stored(trail.url)] == [row[0] for row in trail.rows]
+    assert [e["event_id"] for e in stored(trail.url)] == [row.event_id for row in trail.rows]
 
 
 @pytest.mark.postgres

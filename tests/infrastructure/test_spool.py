@@ -39,7 +39,7 @@ FIELDS = {
 
 def make_row(seq: int, **details: object) -> EntryRow:
     """A valid entry row whose details carry ``seq``."""
-    return (
+    return EntryRow(
         new_event_id(),
         "tool.invoked",
         f"agent:{seq % 3}",
@@ -83,12 +83,16 @@ def test_append_writes_one_json_object_per_line_owner_only(
     for line, row in zip(lines, rows, strict=True):
         item = json.loads(line)  # the standard library: big integers stay exact
         assert set(item) == FIELDS
-        assert item["event_id"] == row[0]
-        assert item["event_type"] == row[1]
-        assert (item["actor"], item["resource"], item["correlation_id"]) == (row[2], row[3], row[5])
-        assert encode_details(item["details"]) == row[4]
-        assert datetime.fromisoformat(item["created_at"]) == row[6]
-        assert (item["writer_id"], item["writer_seq"]) == (row[7], row[8])
+        assert item["event_id"] == row.event_id
+        assert item["event_type"] == row.event_type
+        assert (item["actor"], item["resource"], item["correlation_id"]) == (
+            row.actor,
+            row.resource,
+            row.correlation_id,
+        )
+        assert encode_details(item["details"]) == row.details
+        assert datetime.fromisoformat(item["created_at"]) == row.created_at
+        assert (item["writer_id"], item["writer_seq"]) == (row.writer_id, row.writer_seq)
         assert datetime.fromisoformat(item["spooled_at"]).tzinfo is not None
     errors = [orjson.loads(line)["error"] for line in lines]
     assert errors[0] == errors[1] == "OperationalError: database or disk is full"
@@ -208,7 +212,7 @@ def test_concurrent_appends_never_interleave(tmp_path: Path) -> None:
     with spool.draining() as contents:
         assert contents.rejected == []
         assert len(contents.rows) == 8 * 100 * 5
-        assert len({row[0] for row in contents.rows}) == 8 * 100 * 5
+        assert len({row.event_id for row in contents.rows}) == 8 * 100 * 5
 
 
 def blocked_flock_waiters(path: Path) -> int:

@@ -11,7 +11,8 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.event_types import AuditEventType
@@ -69,17 +70,29 @@ def _percentiles(timings_ns: list[int]) -> dict[str, float]:
     }
 
 
+class _RawRow(NamedTuple):
+    """A row of the raw bulk insert, in its column order."""
+
+    event_id: str
+    event_type: str
+    actor: str
+    resource: str
+    details: str
+    correlation_id: str
+    created_at: datetime
+
+
 def _run_limit(url: str, entries: int) -> dict[str, Any]:
     """Raw DBAPI bulk insert of the same rows: sqlite3 executemany, or psycopg COPY."""
-    from datetime import UTC, datetime
-
     from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
     from cleveragents.infrastructure.persistence.database import open_database
 
     database = open_database(url)  # creates the table, with its indexes
     details = encode_details(DETAILS)
     rows = [
-        (new_event_id(), _KIND.value, _ACTOR, _RESOURCE, details, _CORRELATION, datetime.now(UTC))
+        _RawRow(
+            new_event_id(), _KIND.value, _ACTOR, _RESOURCE, details, _CORRELATION, datetime.now(UTC)
+        )
         for _ in range(entries)
     ]
     raw = database.engine.raw_connection()
@@ -91,11 +104,22 @@ def _run_limit(url: str, entries: int) -> dict[str, Any]:
         if database.engine.dialect.name == "postgresql":
             with cursor.copy(f"COPY audit_log ({columns}, details_json) FROM STDIN") as copy:
                 for row in chunk:
-                    copy.write_row((*row, row[4]))
+                    copy.write_row((*row, row.details))
         else:
             cursor.executemany(
                 f"INSERT INTO audit_log ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(*row[:6], sqlite_time_text(row[6])) for row in chunk],
+                [
+                    (
+                        row.event_id,
+                        row.event_type,
+                        row.actor,
+                        row.resource,
+                        row.details,
+                        row.correlation_id,
+                        sqlite_time_text(row.created_at),
+                    )
+                    for row in chunk
+                ],
             )
         raw.commit()
     elapsed = time.perf_counter() - started

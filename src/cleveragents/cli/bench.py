@@ -56,6 +56,16 @@ def bench(
 
 
 def _print_table(console: Console, report: dict[str, Any]) -> None:
+    console.print(_contenders_table(report))
+    console.print(
+        "limit: raw DBAPI bulk insert of the same rows (sqlite3 executemany / psycopg COPY); "
+        "seed: the seed design (ORM INSERT + COMMIT per entry on a daemon thread); "
+        "async, sync: this service."
+    )
+    console.print(_goals_table(report))
+
+
+def _contenders_table(report: dict[str, Any]) -> Table:
     table = Table(title=f"{report['entries']:,} entries per contender on {report['database']}")
     table.add_column("contender")
     table.add_column("persisted/s", justify="right")
@@ -71,56 +81,44 @@ def _print_table(console: Console, report: dict[str, Any]) -> None:
             *latencies,
             f"{figures['peak_rss_mib']:.0f}",
         )
-    console.print(table)
-    console.print(
-        "limit: raw DBAPI bulk insert of the same rows (sqlite3 executemany / psycopg COPY); "
-        "seed: the seed design (ORM INSERT + COMMIT per entry on a daemon thread); "
-        "async, sync: this service."
-    )
+    return table
+
+
+def _goals_table(report: dict[str, Any]) -> Table:
     ratios, ours = report["ratios"], report["contenders"]["async"]["flat"]
-    checks = [
+    checks = [  # (figure, goal, met, measured)
         (
             "ours/limit",
-            ratios["async_over_limit"],
             f">= {GOALS['async_over_limit_min']:.0%}",
             ratios["async_over_limit"] >= GOALS["async_over_limit_min"],
             f"{ratios['async_over_limit']:.0%}",
         ),
         (
             "ours/seed",
-            ratios["async_over_seed"],
             f">= {GOALS['async_over_seed_min']:.0f}x",
             ratios["async_over_seed"] >= GOALS["async_over_seed_min"],
             f"{ratios['async_over_seed']:.1f}x",
         ),
-        (
-            "record() p50",
-            ours["p50_us"],
-            f"<= {GOALS['record_p50_us_max']:.0f} µs",
-            ours["p50_us"] <= GOALS["record_p50_us_max"],
-            f"{ours['p50_us']:.1f} µs",
-        ),
-        (
-            "record() p99",
-            ours["p99_us"],
-            f"<= {GOALS['record_p99_us_max']:.0f} µs",
-            ours["p99_us"] <= GOALS["record_p99_us_max"],
-            f"{ours['p99_us']:.1f} µs",
-        ),
-        (
-            "record() p99.9",
-            ours["p999_us"],
-            f"<= {GOALS['record_p999_us_max']:.0f} µs",
-            ours["p999_us"] <= GOALS["record_p999_us_max"],
-            f"{ours['p999_us']:.1f} µs",
-        ),
     ]
+    for label, key, goal in (
+        ("p50", "p50_us", "record_p50_us_max"),
+        ("p99", "p99_us", "record_p99_us_max"),
+        ("p99.9", "p999_us", "record_p999_us_max"),
+    ):
+        checks.append(
+            (
+                f"record() {label}",
+                f"<= {GOALS[goal]:.0f} µs",
+                ours[key] <= GOALS[goal],
+                f"{ours[key]:.1f} µs",
+            )
+        )
     goals = Table(title="Against the goals (ours = async, flat out)")
     for column in ("figure", "measured", "goal", "met"):
         goals.add_column(column)
-    for label, _value, goal, met, shown in checks:
+    for label, goal, met, shown in checks:
         goals.add_row(label, shown, goal, "yes" if met else "NO")
-    console.print(goals)
+    return goals
 
 
 def _latencies(figures: dict[str, float] | None) -> str:

@@ -1,4 +1,4 @@
-"""What the subcommands share: options, the database URL, filters, times, one-line errors.
+"""What the subcommands share: options, the database URL, times, one-line errors.
 
 Exit status, for every subcommand: 0 done; 1 the command ran and found a problem
 (an import line that is not an entry, ``db current --check`` on a database that is
@@ -20,45 +20,41 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from typer.core import TyperGroup
 
 from cleveragents.config.settings import Settings
 from cleveragents.domain.errors import AuditError
-from cleveragents.domain.event_types import (
-    AuditEventType,
-    SystemEventType,
-    coerce_stored_event_type,
-)
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.errors import is_transient
-from cleveragents.infrastructure.persistence.reads import EntryFilter
 
 __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_UNUSABLE",
     "MAX_ID",
-    "Actor",
     "AsJson",
     "AuditGroup",
     "CliError",
-    "CorrelationId",
     "DatabaseUrl",
-    "EventType",
-    "Resource",
-    "Since",
-    "System",
-    "Until",
     "binary_stdout",
     "database_url_or_default",
-    "entry_filter",
     "fail",
     "load_settings",
     "one_line",
     "open_trail",
     "parse_duration",
     "parse_time",
+    "progress_bar",
     "stderr_console",
     "stdout_console",
 ]
@@ -176,49 +172,10 @@ DatabaseUrl = Annotated[
         show_default=False,
     ),
 ]
-_TYPES = ", ".join(kind.value for kind in AuditEventType)
-EventType = Annotated[
-    str | None,
-    typer.Option("--type", "-t", help=f"Only this event type: {_TYPES}.", show_default=False),
-]
-Actor = Annotated[
-    str | None, typer.Option("--actor", "-a", help="Only this actor.", show_default=False)
-]
-Resource = Annotated[
-    str | None, typer.Option("--resource", "-r", help="Only this resource.", show_default=False)
-]
-CorrelationId = Annotated[
-    str | None,
-    typer.Option(
-        "--correlation-id", "-c", help="Only this correlation id (one run).", show_default=False
-    ),
-]
-_TIME_HELP = (
-    "ISO 8601 (2026-11-29, 2026-11-29T14:05:00Z, ...+02:00; without a zone: UTC) "
-    "or a time ago (30s, 15m, 2h, 7d, 2w)."
-)
-Since = Annotated[
-    str | None,
-    typer.Option(
-        "--since", help=f"Entries at or after this time: {_TIME_HELP}", show_default=False
-    ),
-]
-Until = Annotated[
-    str | None,
-    typer.Option("--until", help=f"Entries before this time: {_TIME_HELP}", show_default=False),
-]
 AsJson = Annotated[bool, typer.Option("--json", help="JSON output (JSON Lines for entries).")]
-System = Annotated[
-    bool,
-    typer.Option(
-        "--system",
-        help="Include the library's own entries (writer.opened/closed/dropped/spooled, "
-        "retention.purged), which are left out by default.",
-    ),
-]
 
 
-# -- settings, the database, filters -------------------------------------------------------
+# -- settings, the database, times ---------------------------------------------------------
 
 
 def load_settings(database_url: str | None = None) -> Settings:
@@ -256,32 +213,6 @@ def open_trail(
         return open_database(url, create=create, hmac_key=key)
     except AuditError as exc:
         fail(str(exc))
-
-
-def entry_filter(
-    event_type: str | None,
-    actor: str | None,
-    resource: str | None,
-    correlation_id: str | None,
-    since: str | None,
-    until: str | None,
-    *,
-    system: bool = False,
-    now: datetime | None = None,
-) -> EntryFilter:
-    """The filter the options describe; a bad event type or time is a one-line error."""
-    kind: AuditEventType | SystemEventType | None = None
-    if event_type is not None:
-        try:
-            kind = coerce_stored_event_type(event_type)
-        except ValueError:
-            fail(f"--type: unknown event type {event_type!r}; one of: {_TYPES}")
-    now = now or datetime.now(UTC)
-    start = None if since is None else parse_time(since, "--since", now=now)
-    end = None if until is None else parse_time(until, "--until", now=now)
-    if start is not None and end is not None and start >= end:
-        fail(f"--since ({start.isoformat()}) must be before --until ({end.isoformat()})")
-    return EntryFilter(kind, actor, resource, correlation_id, start, end, system)
 
 
 _AGO = re.compile(r"(\d+)\s*([smhdw])", re.IGNORECASE)
@@ -359,3 +290,18 @@ def binary_stdout() -> BinaryIO:
     if buffer is None:  # pragma: no cover - a replaced stdout without a byte layer
         raise CliError("standard output takes no bytes", EXIT_FAILED)
     return buffer  # type: ignore[no-any-return]
+
+
+def progress_bar(*, rows: bool) -> Progress:
+    """A progress bar on stderr (of rows, or else of bytes), drawn only at a terminal."""
+    console = stderr_console()
+    count = MofNCompleteColumn() if rows else DownloadColumn()
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not console.is_terminal,
+    )

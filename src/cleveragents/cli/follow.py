@@ -91,7 +91,7 @@ class Follower:
                 found.extend(rows)
                 if len(rows) < BATCH:
                     break
-                after = int(rows[-1][0])
+                after = int(rows[-1].id)
             if self._track_gaps:
                 self._note_gaps(connection, newest)
             self._highest = newest

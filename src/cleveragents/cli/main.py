@@ -20,11 +20,12 @@ from cleveragents.cli.common import AuditGroup, CliError, DatabaseUrl, load_sett
 from cleveragents.cli.db import db_app
 from cleveragents.cli.demo import DemoResult, run_demo
 from cleveragents.cli.demo_langchain import LANGCHAIN_MISSING, run_langchain_demo
+from cleveragents.cli.export import export
+from cleveragents.cli.import_ import import_
 from cleveragents.cli.query import query, tail
 from cleveragents.cli.replay import replay
 from cleveragents.cli.stats import stats
 from cleveragents.cli.trail import checkpoint, purge, verify
-from cleveragents.cli.transfer import export, import_
 from cleveragents.domain.entry import AuditLogEntry
 from cleveragents.domain.errors import AuditError
 

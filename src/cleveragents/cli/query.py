@@ -17,22 +17,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cleveragents.cli.common import (
     MAX_ID,
-    Actor,
     AsJson,
-    CorrelationId,
     DatabaseUrl,
-    EventType,
-    Resource,
-    Since,
-    System,
-    Until,
     binary_stdout,
-    entry_filter,
     one_line,
     open_trail,
     stderr_console,
     stdout_console,
 )
+from cleveragents.cli.filters import NO_FILTERS, Filters, System, with_filters
 from cleveragents.cli.follow import Follower
 from cleveragents.cli.render import entries_table, json_line, plain_line, rich_line
 from cleveragents.infrastructure.persistence import browse
@@ -65,14 +58,10 @@ class _Printer:
         out.flush()
 
 
+@with_filters()
 def query(
     database_url: DatabaseUrl = None,
-    event_type: EventType = None,
-    actor: Actor = None,
-    resource: Resource = None,
-    correlation_id: CorrelationId = None,
-    since: Since = None,
-    until: Until = None,
+    filters: Filters = NO_FILTERS,
     limit: Annotated[
         int, typer.Option("--limit", "-n", min=1, max=MAX_ID - 1, help="Most entries to print.")
     ] = 100,
@@ -93,7 +82,7 @@ def query(
 
     The next page starts after the last id printed: --after-id ID.
     """
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
+    where = filters.where(system=system)
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
@@ -109,23 +98,19 @@ def query(
         printer.console.print("[dim]no entries match[/dim]")
     else:
         table = entries_table(rows)
-        table.caption = f"{len(rows)} entries, ids {rows[0][0]}..{rows[-1][0]}"
+        table.caption = f"{len(rows)} entries, ids {rows[0].id}..{rows[-1].id}"
         table.caption_justify = "left"
         printer.console.print(table)
     if more:  # on stderr, terminal or not: stdout stays the entries alone
         stderr_console().print(
-            f"more entries match: continue with --after-id {rows[-1][0]}", highlight=False
+            f"more entries match: continue with --after-id {rows[-1].id}", highlight=False
         )
 
 
+@with_filters()
 def tail(
     database_url: DatabaseUrl = None,
-    event_type: EventType = None,
-    actor: Actor = None,
-    resource: Resource = None,
-    correlation_id: CorrelationId = None,
-    since: Since = None,
-    until: Until = None,
+    filters: Filters = NO_FILTERS,
     lines: Annotated[
         int,
         typer.Option("--lines", "-n", min=0, max=MAX_ID, help="How many of the newest entries."),
@@ -151,7 +136,7 @@ def tail(
     Following polls for ids above the last one seen (an index range read), so it
     costs the same on a trail of ten rows or ten million.
     """
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
+    where = filters.where(system=system)
     database = open_trail(database_url)
     printer = _Printer(as_json=as_json)
     try:

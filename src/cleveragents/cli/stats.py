@@ -3,29 +3,20 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Annotated, Any
 
 import orjson
 import typer
 from rich.console import Group
 from rich.table import Table
+from sqlalchemy import Connection
 
-from cleveragents.cli.common import (
-    Actor,
-    AsJson,
-    CorrelationId,
-    DatabaseUrl,
-    EventType,
-    Resource,
-    Since,
-    System,
-    Until,
-    binary_stdout,
-    entry_filter,
-    open_trail,
-    stdout_console,
-)
+from cleveragents.cli.common import AsJson, DatabaseUrl, binary_stdout, open_trail, stdout_console
+from cleveragents.cli.filters import NO_FILTERS, TIME_FIRST, Filters, System, with_filters
 from cleveragents.cli.render import iso_time, short_time
 from cleveragents.infrastructure.persistence import browse
 from cleveragents.infrastructure.persistence.reads import EntryFilter
@@ -33,47 +24,28 @@ from cleveragents.infrastructure.persistence.reads import EntryFilter
 __all__ = ["stats"]
 
 
+_Top = Annotated[int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")]
+
+
+@with_filters(TIME_FIRST)
 def stats(
     database_url: DatabaseUrl = None,
-    since: Since = None,
-    until: Until = None,
-    event_type: EventType = None,
-    actor: Actor = None,
-    resource: Resource = None,
-    correlation_id: CorrelationId = None,
-    top: Annotated[
-        int, typer.Option("--top", min=0, help="Most actors listed (0: all of them).")
-    ] = 20,
+    filters: Filters = NO_FILTERS,
+    top: _Top = 20,
     as_json: AsJson = False,
     system: System = False,
 ) -> None:
     """Totals by event type and by actor for a period; rows, size, oldest and newest entry."""
-    where = entry_filter(event_type, actor, resource, correlation_id, since, until, system=system)
+    where = filters.where(system=system)
     database = open_trail(database_url)
     try:
         with database.connect() as connection:
-            everything = browse.count_rows(
-                connection, EntryFilter(include_system=system), after_id=None, up_to_id=None
-            )
-            groups: list[tuple[Any, Any, int]]
-            actor_totals: list[tuple[Any, int]] | None
-            if where.since is None and where.until is None:  # two scans of covering indexes
-                groups = [
-                    (kind, None, count)
-                    for kind, count in browse.totals(connection, where, "event_type", limit=None)
-                ]
-                actor_totals = browse.totals(connection, where, "actor", limit=None)
-            else:  # one pass over the time range
-                groups = browse.totals_by_type_and_actor(connection, where)
-                actor_totals = None
-            span = browse.bounds(connection, where)
-            size = browse.database_size(connection, database.sqlite_path)
+            found = _read(connection, where, database.sqlite_path)
         url = database.url
     finally:
         database.dispose()
-    by_type = _ranked(Counter(), groups, 0)
-    by_actor = _ranked(Counter(), groups, 1) if actor_totals is None else actor_totals
-    matching = sum(count for _, _, count in groups)
+    by_actor, span = found.by_actor(), found.span
+    matching = sum(count for _, _, count in found.groups)
     more_actors = top != 0 and len(by_actor) > top
     actors = by_actor[:top] if top else by_actor
     report: dict[str, Any] = {
@@ -81,11 +53,11 @@ def stats(
         "since": None if where.since is None else iso_time(where.since),
         "until": None if where.until is None else iso_time(where.until),
         "rows": matching,
-        "rows_in_trail": everything,
-        "database_size_bytes": size,
+        "rows_in_trail": found.everything,
+        "database_size_bytes": found.size,
         "oldest": _moment(span.oldest),
         "newest": _moment(span.newest),
-        "by_event_type": dict(by_type),
+        "by_event_type": dict(_ranked((kind, count) for kind, _, count in found.groups)),
         "by_actor": [{"actor": name, "count": count} for name, count in actors],
         "more_actors": more_actors,
     }
@@ -101,19 +73,64 @@ def stats(
     console.print(_rich(report, matching))
 
 
-def _ranked(
-    counts: Counter[Any], groups: list[tuple[Any, Any, int]], field: int
-) -> list[tuple[Any, int]]:
-    """Totals per value of one field of the groups: most first, ties by value (None last)."""
-    for group in groups:
-        counts[group[field]] += group[2]
-    return sorted(counts.items(), key=lambda item: (-item[1], item[0] is None, item[0] or ""))
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What stats reads for a period."""
+
+    everything: int  # rows in the trail (system ones with --system), whatever the filters
+    groups: list[tuple[Any, Any, int]]  # (event type, actor or None, count)
+    actor_totals: list[tuple[Any, int]] | None  # None: counted from the groups
+    span: browse.Bounds
+    size: int | None
+
+    def by_actor(self) -> list[tuple[Any, int]]:
+        """Totals per actor, most first."""
+        if self.actor_totals is not None:
+            return self.actor_totals
+        return _ranked((actor, count) for _, actor, count in self.groups)
+
+
+def _read(connection: Connection, where: EntryFilter, sqlite_path: Path | None) -> _Found:
+    everything = browse.count_rows(
+        connection,
+        EntryFilter(include_system=where.include_system),
+        after_id=None,
+        up_to_id=None,
+    )
+    groups: list[tuple[Any, Any, int]]
+    actor_totals: list[tuple[Any, int]] | None
+    if where.since is None and where.until is None:  # two scans of covering indexes
+        groups = [
+            (kind, None, count)
+            for kind, count in browse.totals(connection, where, "event_type", limit=None)
+        ]
+        actor_totals = browse.totals(connection, where, "actor", limit=None)
+    else:  # one pass over the time range
+        groups = browse.totals_by_type_and_actor(connection, where)
+        actor_totals = None
+    span = browse.bounds(connection, where)
+    size = browse.database_size(connection, sqlite_path)
+    return _Found(everything, groups, actor_totals, span, size)
+
+
+def _ranked(pairs: Iterable[tuple[Any, int]]) -> list[tuple[Any, int]]:
+    """Totals per value of (value, count) pairs: most first, ties by value (None last)."""
+    counts: Counter[Any] = Counter()
+    for value, count in pairs:
+        counts[value] += count
+    return sorted(counts.items(), key=_rank)
+
+
+def _rank(item: tuple[Any, int]) -> tuple[int, bool, Any]:
+    value, count = item
+    return (-count, value is None, value or "")
 
 
 def _moment(found: tuple[int, datetime] | None) -> dict[str, Any] | None:
     if found is None:
         return None
-    return {"id": found[0], "created_at": iso_time(found[1])}
+    entry_id, created_at = found
+    return {"id": entry_id, "created_at": iso_time(created_at)}
 
 
 def _size(size: int | None) -> str:

@@ -58,26 +58,30 @@ def _key(key_env: str | None) -> bytes | None:
         raise _unverifiable(str(exc)) from None
 
 
+_CheckpointFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--checkpoint",
+        help="A checkpoint file (from `checkpoint --out`, or audit_checkpoint_path): "
+        "every checkpoint in it is checked.",
+        show_default=False,
+    ),
+]
+_KeyEnv = Annotated[
+    str | None,
+    typer.Option(
+        "--key-env",
+        help="Name of the environment variable holding the HMAC key (default: "
+        "CLEVERAGENTS_AUDIT_HMAC_KEY when set).",
+        show_default=False,
+    ),
+]
+
+
 def verify(
     database_url: DatabaseUrl = None,
-    checkpoint_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--checkpoint",
-            help="A checkpoint file (from `checkpoint --out`, or audit_checkpoint_path): "
-            "every checkpoint in it is checked.",
-            show_default=False,
-        ),
-    ] = None,
-    key_env: Annotated[
-        str | None,
-        typer.Option(
-            "--key-env",
-            help="Name of the environment variable holding the HMAC key (default: "
-            "CLEVERAGENTS_AUDIT_HMAC_KEY when set).",
-            show_default=False,
-        ),
-    ] = None,
+    checkpoint_file: _CheckpointFile = None,
+    key_env: _KeyEnv = None,
     as_json: AsJson = False,
 ) -> None:
     """Verify the hash chain, the writers' accounting and checkpoints, in bounded memory.
@@ -211,34 +215,40 @@ def checkpoint(
     )
 
 
+_Before = Annotated[
+    str,
+    typer.Option(
+        "--before",
+        help="Remove entries older than this (ISO 8601, or a time ago such as 90d); "
+        "only a prefix of the chain goes.",
+    ),
+]
+_DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run", help="Only print what would go (count, seqs, times); remove nothing."
+    ),
+]
+_MinAge = Annotated[
+    str,
+    typer.Option(
+        "--min-age",
+        help="Refuse to remove entries younger than this (30m, 7d, ...; 0: no limit), "
+        "unless --yes is given.",
+    ),
+]
+_Yes = Annotated[
+    bool,
+    typer.Option("--yes", "--force", "-y", help="Remove entries younger than --min-age too."),
+]
+
+
 def purge(
-    before: Annotated[
-        str,
-        typer.Option(
-            "--before",
-            help="Remove entries older than this (ISO 8601, or a time ago such as 90d); "
-            "only a prefix of the chain goes.",
-        ),
-    ],
+    before: _Before,
     database_url: DatabaseUrl = None,
-    dry_run: Annotated[
-        bool,
-        typer.Option(
-            "--dry-run", help="Only print what would go (count, seqs, times); remove nothing."
-        ),
-    ] = False,
-    min_age: Annotated[
-        str,
-        typer.Option(
-            "--min-age",
-            help="Refuse to remove entries younger than this (30m, 7d, ...; 0: no limit), "
-            "unless --yes is given.",
-        ),
-    ] = "1d",
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", "--force", "-y", help="Remove entries younger than --min-age too."),
-    ] = False,
+    dry_run: _DryRun = False,
+    min_age: _MinAge = "1d",
+    yes: _Yes = False,
     as_json: AsJson = False,
 ) -> None:
     """Remove the oldest entries, keeping the chain verifiable.
@@ -272,6 +282,10 @@ def purge(
         ) from None
     finally:
         database.dispose()
+    _print_purged(report, moment, as_json=as_json)
+
+
+def _print_purged(report: trail.PurgeReport, moment: datetime, *, as_json: bool) -> None:
     if as_json:
         stdout = binary_stdout()
         document = {

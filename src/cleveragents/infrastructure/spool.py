@@ -1,6 +1,7 @@
 """The dead-letter spool: a JSON Lines file of entries the database would not take.
 
-Each line is one entry with the error that kept it out::
+Each line is one entry with the error that kept it out (written and read by
+:mod:`cleveragents.infrastructure.row_codec`)::
 
     {"event_id": "...", "event_type": "tool.invoked", "actor": ..., "resource": ...,
      "details": {...}, "correlation_id": ..., "created_at": "2026-11-29T17:25:37.426385+00:00",
@@ -15,7 +16,6 @@ it holds audit data.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,11 +25,10 @@ from pathlib import Path
 
 import orjson
 
-from cleveragents.domain.details import encode_details, load_json_exact
-from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
-from cleveragents.domain.limits import check_text
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.domain.rows import EntryRow
+from cleveragents.infrastructure.row_codec import SPOOL_RULES, decode_entry
+from cleveragents.infrastructure.row_codec import spool_line as _encode_line  # a seam for tests
 
 __all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents"]
 
@@ -37,8 +36,6 @@ __all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents"]
 DEFAULT_SPOOL_NAME = "cleveragents_audit.spool.jsonl"
 
 _PRIVATE = 0o600
-_TEXT_FIELDS = ("actor", "resource", "correlation_id")
-# A run of 19 digits may be an integer beyond 64 bits, which orjson would read as a float.
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,30 +131,6 @@ class Spool:
             os.close(fd)  # closing releases the lock
 
 
-def _encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
-    event_id, event_type, actor, resource, details, correlation_id, created_at = row[:7]
-    line = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "actor": actor,
-        "resource": resource,
-        "details": orjson.Fragment(details),
-        "correlation_id": correlation_id,
-        "created_at": created_at.isoformat(),
-        "writer_id": row[7],
-        "writer_seq": row[8],
-        "error": error,
-        "spooled_at": spooled_at,
-    }
-    try:
-        return orjson.dumps(line) + b"\n"
-    except TypeError:
-        # Text that is not valid UTF-8 (a lone surrogate, which record() refuses): kept
-        # as an ASCII escape, so that the entry is not lost; a replay reports the line.
-        line["details"] = json.loads(details)
-        return json.dumps(line, ensure_ascii=True).encode("ascii") + b"\n"
-
-
 def _parse(data: bytes) -> SpoolContents:
     rows: list[EntryRow] = []
     rejected: list[RejectedLine] = []
@@ -172,61 +145,11 @@ def _parse(data: bytes) -> SpoolContents:
             rejected.append(RejectedLine(number, "torn last line (no newline)", text))
             continue
         try:
-            rows.append(_decode_line(raw))
+            rows.append(decode_entry(raw, SPOOL_RULES))
             sources.append((number, text))
-        except KeyError as exc:
-            rejected.append(RejectedLine(number, f"missing field {exc}", text))
-        except (ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:  # RowError, or a bug's: never a crash
             rejected.append(RejectedLine(number, str(exc) or type(exc).__name__, text))
     return SpoolContents(rows, rejected, sources)
-
-
-def _decode_line(raw: bytes) -> EntryRow:
-    item = load_json_exact(raw)
-    if not isinstance(item, dict):
-        raise ValueError("not a JSON object")
-    event_id = item["event_id"]
-    if not isinstance(event_id, str) or len(event_id) != 36:
-        raise ValueError(f"bad event_id {event_id!r}")
-    event_type = coerce_stored_event_type(item["event_type"]).value
-    if event_type in NOT_REPLAYED:
-        raise ValueError(f"{event_type} is written by the command itself, never replayed")
-    texts = [item.get(name) for name in _TEXT_FIELDS]
-    for name, value in zip(_TEXT_FIELDS, texts, strict=True):
-        check_text(name, value)  # the limits of record(): both backends can store it
-    created_at = datetime.fromisoformat(item["created_at"])
-    if created_at.tzinfo is None:
-        raise ValueError("created_at has no time zone")
-    details = encode_details(item.get("details"))
-    actor, resource, correlation_id = texts
-    writer_id, writer_seq = item.get("writer_id"), item.get("writer_seq")  # older lines: none
-    if writer_id is not None and not isinstance(writer_id, str):
-        raise TypeError("writer_id must be a string or null")
-    if writer_seq is not None and (type(writer_seq) is not int or writer_seq < 1):
-        raise TypeError("writer_seq must be a positive integer or null")
-    return EntryRow(
-        event_id,
-        event_type,
-        actor,
-        resource,
-        details,
-        correlation_id,
-        created_at,
-        writer_id,
-        writer_seq,
-    )
-
-
-#: System entries a spool or an import never brings in: a purge's, a replay's or an
-#: import's own declaration is made where it happens, and one from elsewhere could hide
-#: a deletion (or excuse a checkpoint that does not match).
-NOT_REPLAYED = frozenset(
-    {
-        SystemEventType.RETENTION_PURGED.value,
-        SystemEventType.SPOOL_REPLAYED.value,
-        SystemEventType.TRAIL_IMPORTED.value,
-    }
-)
 
 
 def _write_all(fd: int, payload: bytes) -> None:
