@@ -32,9 +32,12 @@ reject with its usual error.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
+
+from cleveragents.domain.limits import MAX_DETAILS_DEPTH
 
 __all__ = [
     "DEFAULT_REDACT_KEYS",
@@ -116,6 +119,12 @@ _SINGULAR: Final = 1
 _PLURAL: Final = 2
 #: Values the walk need not look into.
 _LEAVES: Final = frozenset({int, float, bool, type(None)})
+#: Values the walk need not look into that are plain JSON as they are (floats: if finite).
+_SCALARS: Final[frozenset[type]] = frozenset({int, bool, type(None)})
+# What a walk found: plain JSON and nothing to mask; not plain JSON; a key naming a secret.
+_CLEAN: Final = 0
+_ODD: Final = 1
+_MASK: Final = 2
 #: Most key verdicts kept; the cache starts over when it is full.
 _CACHE_SIZE: Final = 4096
 
@@ -173,14 +182,27 @@ class Redactor:
 
         Never changes ``details`` or anything in it.
         """
+        masked: Mapping[str, Any] | None = self.redact_plain(details)[0]
+        return masked
+
+    def redact_plain(self, details: Mapping[str, Any] | None) -> tuple[Any, bool]:
+        """:meth:`redact`'s result, and whether it is plain JSON, known from the same walk.
+
+        Plain JSON is a ``dict`` of exactly the built-in JSON types, numbers finite,
+        nested at most :data:`MAX_DETAILS_DEPTH` levels (keys are not checked: the
+        encoder refuses what is not a ``str``). ``encode_plain_details`` need not walk
+        plain details again; anything else gets :func:`encode_details`'s full check.
+        """
         if details is None or not isinstance(details, Mapping):
-            return details
+            return details, False
         strings: list[str] = []
-        if self._needs_copy(details, strings):
-            return self._copy_mapping(details)
+        found = self._walk(details, strings, 1)
+        if found == _MASK:
+            return self._copy_mapping(details), False  # not walked to its end
+        plain = found == _CLEAN and type(details) is dict
         if strings and self._any_string_matches(strings):
-            return self._copy_mapping(details)
-        return details
+            return self._copy_mapping(details), plain  # a copy of plain JSON is plain
+        return details, plain
 
     def _any_string_matches(self, strings: list[str]) -> bool:
         """True when a value pattern matches one of ``strings``."""
@@ -202,42 +224,79 @@ class Redactor:
                     return True
         return False
 
-    def _needs_copy(self, mapping: Mapping[Any, Any], strings: list[str]) -> bool:
-        """Walk ``mapping``: True at the first key that names a secret; collect the strings."""
+    def _walk(
+        self,
+        mapping: Mapping[Any, Any],
+        strings: list[str],
+        depth: int,
+        _isfinite: Callable[[float], bool] = math.isfinite,
+        _scalars: frozenset[type] = _SCALARS,
+    ) -> int:
+        """Walk ``mapping`` (at ``depth``): its key verdicts, its values; collect the strings.
+
+        :data:`_MASK` at the first key that names a secret (the walk stops there),
+        else :data:`_CLEAN` when what was walked is plain JSON, :data:`_ODD` when not.
+        (The defaults bind globals as locals: this is the hot path of every ``record()``.)
+        """
         cache = self._cache
+        state = _CLEAN if depth <= MAX_DETAILS_DEPTH else _ODD
         for key, value in mapping.items():
             verdict = cache.get(key)
             if verdict is None:
                 verdict = self._classify(key)
-            if verdict:
-                if verdict == _SINGULAR or _holds_string(value):
-                    return True
-                continue
             kind = type(value)
-            if kind is str:
+            if verdict:
+                if verdict == _SINGULAR:
+                    return _MASK
+                if kind in _scalars or (kind is float and _isfinite(value)):
+                    continue  # a count under a plural name ("prompt_tokens": 812) is kept
+                if _holds_string(value):
+                    return _MASK
+                state = _ODD  # kept unwalked: encode_details checks it
+            elif kind is str:
                 strings.append(value)
-            elif kind in _LEAVES:
-                continue
-            elif kind is list or kind is tuple:
-                if self._sequence_needs_copy(value, strings):
-                    return True
-            elif (kind is dict or isinstance(value, Mapping)) and self._needs_copy(value, strings):
-                return True
-        return False
+            elif kind is float:
+                if not _isfinite(value):
+                    state = _ODD
+            elif kind not in _scalars:
+                found = self._walk_inside(value, kind, strings, depth + 1)
+                if found == _MASK:
+                    return _MASK
+                state |= found
+        return state
 
-    def _sequence_needs_copy(self, items: Iterable[Any], strings: list[str]) -> bool:
+    def _walk_items(
+        self,
+        items: Iterable[Any],
+        strings: list[str],
+        depth: int,
+        _isfinite: Callable[[float], bool] = math.isfinite,
+        _scalars: frozenset[type] = _SCALARS,
+    ) -> int:
+        """:meth:`_walk` for the items of a list or tuple (they have no keys)."""
+        state = _CLEAN if depth <= MAX_DETAILS_DEPTH else _ODD
         for item in items:
             kind = type(item)
             if kind is str:
                 strings.append(item)
-            elif kind in _LEAVES:
                 continue
-            elif kind is list or kind is tuple:
-                if self._sequence_needs_copy(item, strings):
-                    return True
-            elif (kind is dict or isinstance(item, Mapping)) and self._needs_copy(item, strings):
-                return True
-        return False
+            if kind in _scalars or (kind is float and _isfinite(item)):
+                continue
+            found = self._walk_inside(item, kind, strings, depth + 1)  # NaN, inf: _ODD
+            if found == _MASK:
+                return _MASK
+            state |= found
+        return state
+
+    def _walk_inside(self, value: Any, kind: type, strings: list[str], depth: int) -> int:
+        """Walk a value that is not a string or a number (at ``depth``): see :meth:`_walk`."""
+        if kind is dict:
+            return self._walk(value, strings, depth)
+        if kind is list or kind is tuple:
+            return self._walk_items(value, strings, depth)
+        if isinstance(value, Mapping):  # walked for secrets; not plain JSON
+            return self._walk(value, strings, depth) or _ODD
+        return _ODD  # not looked into (a str or list subclass, a non-JSON value)
 
     # -- key verdicts --------------------------------------------------------------------
 
