@@ -29,6 +29,8 @@ __all__ = ["EntryPreparer", "Prepared", "entry_of"]
 #: as the entry's own dict (not the caller's object: a later change there does not show).
 Prepared = tuple[AuditEventType, PendingRow, dict[str, Any]]
 
+_new_row = tuple.__new__
+
 
 class EntryPreparer:
     """Checks, masks and encodes entries as ``settings`` say (redaction, trace context)."""
@@ -73,15 +75,20 @@ class EntryPreparer:
                 encode_details(masked)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
                 raise
             text = encode_plain_details(masked) if plain else encode_details(masked)
-        row = PendingRow(  # the queue (or the synchronous write) adds writer_seq
-            new_event_id(),
-            kind.value,
-            actor,
-            resource,
-            text,
-            correlation_id,
-            datetime.now(UTC),
-            writer_id,
+        # The queue (or the synchronous write) adds writer_seq. tuple.__new__: what
+        # PendingRow(...) does, without its Python-level __new__ (the hot path).
+        row = _new_row(
+            PendingRow,
+            (
+                new_event_id(),
+                kind.value,
+                actor,
+                resource,
+                text,
+                correlation_id,
+                datetime.now(UTC),
+                writer_id,
+            ),
         )
         if masked is details:  # the entry's details are its own: a copy made above, or here
             masked = {} if details is None else dict(details)
