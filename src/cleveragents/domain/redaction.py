@@ -23,7 +23,9 @@ returns the very object it was given, having only walked it once: key verdicts
 are cached, and the built-in value patterns are searched for only when one of
 their literal markers (``eyJ``, ``sk-``, ``AKIA``, ``://``, ...) occurs in the
 payload's strings. Patterns from the settings that are not built in have no such
-marker and are searched in every string.
+marker and are searched in every string. The same walk tells whether the details
+are plain JSON (:meth:`Redactor.redact_plain`), so that their encoding need not walk
+them again. The default rules are in :mod:`cleveragents.domain.redaction_rules`.
 
 Input that is not valid details (not a mapping, a key that is not a ``str``, a
 value that is not JSON) is left as it is, for the validation that follows to
@@ -38,6 +40,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
 from cleveragents.domain.limits import MAX_DETAILS_DEPTH
+from cleveragents.domain.redaction_rules import (
+    BUILTIN_PATTERNS,
+    DEFAULT_REDACT_KEYS,
+    DEFAULT_REDACT_PATTERNS,
+)
 
 __all__ = [
     "DEFAULT_REDACT_KEYS",
@@ -51,62 +58,7 @@ __all__ = [
 #: What replaces a redacted value, or the part of a string that matched a pattern.
 MASK: Final = "[REDACTED]"
 
-#: The sensitive key names of the default settings.
-DEFAULT_REDACT_KEYS: Final = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "private_key",
-    "credential",
-)
-
-# The built-in value patterns, each with the literal markers one of which occurs in
-# every string it matches: a string that contains none of them is not searched.
-_BUILTIN_PATTERNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    # An HTTP Authorization value: "Bearer <token>", "Basic <base64>".
-    (
-        r"(?<![A-Za-z0-9])(?:Bearer|bearer|BEARER)\s+[A-Za-z0-9\-._~+/]{8,}=*",
-        ("earer", "EARER"),
-    ),
-    (r"(?<![A-Za-z0-9])(?:Basic|basic|BASIC)\s+[A-Za-z0-9+/]{8,}=*", ("asic", "ASIC")),
-    # A JSON Web Token: base64url header and payload (both JSON objects), signature.
-    (r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", ("eyJ",)),
-    # OpenAI and Anthropic keys (sk-..., sk-proj-..., sk-ant-...).
-    (r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}", ("sk-",)),
-    # GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained.
-    (r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}", ("gh",)),
-    (r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}", ("github_pat_",)),
-    # AWS access key ids.
-    (r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA")),
-    # Slack tokens.
-    (r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}", ("xox",)),
-    # Google API keys.
-    (r"AIza[0-9A-Za-z_-]{35}", ("AIza",)),
-    # Stripe secret and restricted keys.
-    (r"(?<![A-Za-z0-9])[rs]k_(?:live|test)_[0-9A-Za-z]{16,}", ("k_live_", "k_test_")),
-    # A PEM private key block, or what is left of one that was cut short.
-    (
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)",
-        ("PRIVATE KEY",),
-    ),
-    # The user:password part of a URL (postgresql://user:pw@host/db).
-    (r"(?<=://)[^/\s:@]+:[^/\s@]*(?=@)", ("://",)),
-    # A secret passed as a query or connection-string parameter (?api_key=..., password=...).
-    (
-        r"(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|access_token|api_?key)=)"
-        r"[^&\s;\"']+",
-        ("=",),
-    ),
-)
-
-#: The value patterns of the default settings.
-DEFAULT_REDACT_PATTERNS: Final = tuple(pattern for pattern, _ in _BUILTIN_PATTERNS)
-_MARKERS: Final = dict(_BUILTIN_PATTERNS)
+_MARKERS: Final = dict(BUILTIN_PATTERNS)
 
 # Words of a key: runs of capitals before a capitalised word (the "API" of "APIKey"),
 # capitalised or lower-case words, runs of capitals, runs of digits.
