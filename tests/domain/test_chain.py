@@ -21,6 +21,7 @@ from cleveragents.domain.chain import (
     canonical_header,
     entry_hash,
     entry_hmac,
+    entry_hmac_of_digest,
     epoch_micros,
 )
 from cleveragents.domain.details import encode_details
@@ -153,11 +154,13 @@ def test_canonical_header_is_the_standard_library_json(fields: dict[str, Any]) -
 def test_entry_hash_and_hmac_match_the_reference(
     fields: dict[str, Any], prev_hash: str, key: bytes
 ) -> None:
-    """entry_hash and entry_hmac are the documented SHA-256 and HMAC-SHA256, lowercase hex."""
+    """entry_hash and entry_hmac (of hex or digest) are the documented SHA-256 and HMAC, in hex."""
     header = reference_header(fields)
     hashed = entry_hash(prev_hash, library_header(fields))
     assert hashed == reference_hash(prev_hash, header)
     assert entry_hmac(key, hashed) == reference_hmac(key, hashed)
+    assert entry_hmac_of_digest(key, bytes.fromhex(hashed)) == reference_hmac(key, hashed)
+    assert entry_hmac(bytearray(key), hashed) == reference_hmac(key, hashed)
     assert len(hashed) == 64
     assert hashed == hashed.lower()
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import datetime
+import enum
+import math
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cleveragents.domain.details import encode_details, encode_plain_details
 from cleveragents.domain.redaction import (
     DEFAULT_REDACT_KEYS,
     DEFAULT_REDACT_PATTERNS,
@@ -26,7 +30,7 @@ from tests.redaction_strategies import (
     secret_values,
     sensitive_keys,
 )
-from tests.strategies import json_details, json_values
+from tests.strategies import json_details, json_scalars, json_values
 
 DEFAULT = Redactor(DEFAULT_REDACT_KEYS, DEFAULT_REDACT_PATTERNS)
 
@@ -321,3 +325,102 @@ def test_every_string_under_a_plural_key_is_masked(value: Any) -> None:
         return True
 
     assert no_strings(redacted["credentials"])
+
+
+# -- one walk: masked, and whether the encoding must check the details again --------------
+
+
+class _Colour(enum.StrEnum):
+    RED = "red"
+
+
+class _Text(str):
+    __slots__ = ()
+
+
+odd_scalars: st.SearchStrategy[Any] = st.one_of(
+    st.sampled_from([math.nan, math.inf, -math.inf, _Colour.RED, _Text("t"), {1, 2}]),
+    st.just(datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)),
+    st.sampled_from(["Bearer abcdefgh12345", "password=hunter2", "\ud800"]),
+)
+odd_values: st.SearchStrategy[Any] = st.recursive(
+    st.one_of(json_scalars, odd_scalars),
+    lambda children: st.one_of(
+        st.lists(children, max_size=4),
+        st.lists(children, max_size=4).map(tuple),
+        st.dictionaries(st.one_of(st.text(max_size=8), plain_keys), children, max_size=4),
+        st.dictionaries(st.integers(0, 3), children, max_size=2),
+        st.dictionaries(sensitive_keys(), children, max_size=2),
+        st.dictionaries(st.text(max_size=8), children, max_size=3).map(MappingProxyType),
+    ),
+    max_leaves=20,
+)
+
+
+def _outcome(encode: Callable[[Any], str], details: Any) -> object:
+    """What ``encode`` makes of ``details``: its text, or its error's type and message."""
+    try:
+        return encode(details)
+    except (TypeError, ValueError) as exc:
+        return type(exc), str(exc)
+
+
+@PROPERTY_SETTINGS
+@given(payload=st.dictionaries(st.text(max_size=8), odd_values, max_size=5))
+def test_redact_plain_says_plain_only_where_the_full_check_adds_nothing(
+    payload: dict[str, Any],
+) -> None:
+    """Details said plain encode without the check exactly as with it, errors included."""
+    masked, plain = DEFAULT.redact_plain(payload)
+    assert masked == DEFAULT.redact(payload)
+    if plain:
+        assert _outcome(encode_plain_details, masked) == _outcome(encode_details, masked)
+
+
+@PROPERTY_SETTINGS
+@given(payload=json_details)
+def test_json_details_are_plain_and_encode_the_same_either_way(payload: dict[str, Any]) -> None:
+    """Plain JSON details are said plain, unless a key names a secret (the walk stops there)."""
+    masked, plain = DEFAULT.redact_plain(payload)
+    assert plain or any(DEFAULT.is_sensitive_key(key) for key in _keys(payload))
+    assert encode_plain_details(masked) == encode_details(masked)
+
+
+def _keys(value: Any) -> list[str]:
+    """Every key of ``value``, at any depth."""
+    if isinstance(value, dict):
+        return [*value, *(key for item in value.values() for key in _keys(item))]
+    if isinstance(value, list):
+        return [key for item in value for key in _keys(item)]
+    return []
+
+
+def _nested(levels: int) -> dict[str, Any]:
+    """A dict ``levels`` levels deep (itself is the first)."""
+    details: dict[str, Any] = {"leaf": 1}
+    for _ in range(levels - 1):
+        details = {"d": details}
+    return details
+
+
+@pytest.mark.parametrize(
+    ("details", "plain"),
+    [
+        (_nested(64), True),
+        (_nested(65), False),
+        ({"n": [1.5, math.nan]}, False),
+        ({"n": math.inf}, False),
+        ({"prompt_tokens": 812, "total_tokens": 1.5}, True),
+        ({"tokens": [1, 2]}, False),  # under a plural name, not walked
+        ({"kind": _Colour.RED}, False),
+        ({"text": _Text("t")}, False),
+        ({"m": MappingProxyType({"a": 1})}, False),
+        (MappingProxyType({"a": 1}), False),
+        ({"password": "p", "n": math.nan}, False),  # masked: the copy is checked
+        ({"q": "Bearer abcdefgh12345", "t": ("a", [None, True])}, True),  # a plain copy
+        (None, False),
+    ],
+)
+def test_redact_plain_tells_what_it_walked(details: Any, plain: bool) -> None:
+    """Plain: a dict of exactly the JSON types, finite, at most MAX_DETAILS_DEPTH deep."""
+    assert DEFAULT.redact_plain(details)[1] is plain

@@ -28,7 +28,13 @@ import orjson
 
 from cleveragents.domain.limits import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, lone_surrogate
 
-__all__ = ["decode_details", "encode_details", "jsonb_can_hold", "load_json_exact"]
+__all__ = [
+    "decode_details",
+    "encode_details",
+    "encode_plain_details",
+    "jsonb_can_hold",
+    "load_json_exact",
+]
 
 _SCALARS = (str, int, bool, type(None))
 _PLAIN_LEAVES: frozenset[type] = frozenset({str, int, bool, type(None)})
@@ -57,10 +63,20 @@ def encode_details(details: Mapping[str, Any] | None) -> str:
         details = dict(details)
     if not _is_plain_json(details, 1):
         _validate(details, "details", 1)
+    return encode_plain_details(details)
+
+
+def encode_plain_details(details: dict[str, Any]) -> str:
+    """:func:`encode_details` for details known to be plain JSON, not walked again.
+
+    Plain JSON: a ``dict`` of exactly the built-in JSON types, numbers finite, nested
+    at most :data:`MAX_DETAILS_DEPTH` levels (what ``Redactor.redact_plain`` tells).
+    A key that is not a ``str``, a lone surrogate, the size: checked as there.
+    """
     try:
         data = orjson.dumps(details, option=orjson.OPT_SORT_KEYS)
-    except TypeError:  # a lone surrogate, or an integer beyond 64 bits
-        _validate(details, "details", 1)  # names the surrogate; big integers pass
+    except TypeError:  # a lone surrogate, an integer beyond 64 bits, a key not a str
+        _validate(details, "details", 1)  # names what is wrong; big integers pass
         text = json.dumps(
             details, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
         )

@@ -23,7 +23,9 @@ returns the very object it was given, having only walked it once: key verdicts
 are cached, and the built-in value patterns are searched for only when one of
 their literal markers (``eyJ``, ``sk-``, ``AKIA``, ``://``, ...) occurs in the
 payload's strings. Patterns from the settings that are not built in have no such
-marker and are searched in every string.
+marker and are searched in every string. The same walk tells whether the details
+are plain JSON (:meth:`Redactor.redact_plain`), so that their encoding need not walk
+them again. The default rules are in :mod:`cleveragents.domain.redaction_rules`.
 
 Input that is not valid details (not a mapping, a key that is not a ``str``, a
 value that is not JSON) is left as it is, for the validation that follows to
@@ -32,9 +34,17 @@ reject with its usual error.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
+
+from cleveragents.domain.limits import MAX_DETAILS_DEPTH
+from cleveragents.domain.redaction_rules import (
+    BUILTIN_PATTERNS,
+    DEFAULT_REDACT_KEYS,
+    DEFAULT_REDACT_PATTERNS,
+)
 
 __all__ = [
     "DEFAULT_REDACT_KEYS",
@@ -48,62 +58,7 @@ __all__ = [
 #: What replaces a redacted value, or the part of a string that matched a pattern.
 MASK: Final = "[REDACTED]"
 
-#: The sensitive key names of the default settings.
-DEFAULT_REDACT_KEYS: Final = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "cookie",
-    "private_key",
-    "credential",
-)
-
-# The built-in value patterns, each with the literal markers one of which occurs in
-# every string it matches: a string that contains none of them is not searched.
-_BUILTIN_PATTERNS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
-    # An HTTP Authorization value: "Bearer <token>", "Basic <base64>".
-    (
-        r"(?<![A-Za-z0-9])(?:Bearer|bearer|BEARER)\s+[A-Za-z0-9\-._~+/]{8,}=*",
-        ("earer", "EARER"),
-    ),
-    (r"(?<![A-Za-z0-9])(?:Basic|basic|BASIC)\s+[A-Za-z0-9+/]{8,}=*", ("asic", "ASIC")),
-    # A JSON Web Token: base64url header and payload (both JSON objects), signature.
-    (r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*", ("eyJ",)),
-    # OpenAI and Anthropic keys (sk-..., sk-proj-..., sk-ant-...).
-    (r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_-]{20,}", ("sk-",)),
-    # GitHub tokens: classic (ghp_, gho_, ghu_, ghs_, ghr_) and fine-grained.
-    (r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}", ("gh",)),
-    (r"(?<![A-Za-z0-9])github_pat_[A-Za-z0-9_]{20,}", ("github_pat_",)),
-    # AWS access key ids.
-    (r"(?<![A-Z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Z0-9])", ("AKIA", "ASIA")),
-    # Slack tokens.
-    (r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9-]{10,}", ("xox",)),
-    # Google API keys.
-    (r"AIza[0-9A-Za-z_-]{35}", ("AIza",)),
-    # Stripe secret and restricted keys.
-    (r"(?<![A-Za-z0-9])[rs]k_(?:live|test)_[0-9A-Za-z]{16,}", ("k_live_", "k_test_")),
-    # A PEM private key block, or what is left of one that was cut short.
-    (
-        r"-----BEGIN[A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z ]*PRIVATE KEY-----|\Z)",
-        ("PRIVATE KEY",),
-    ),
-    # The user:password part of a URL (postgresql://user:pw@host/db).
-    (r"(?<=://)[^/\s:@]+:[^/\s@]*(?=@)", ("://",)),
-    # A secret passed as a query or connection-string parameter (?api_key=..., password=...).
-    (
-        r"(?i:(?<![a-z0-9])(?:password|passwd|pwd|secret|token|access_token|api_?key)=)"
-        r"[^&\s;\"']+",
-        ("=",),
-    ),
-)
-
-#: The value patterns of the default settings.
-DEFAULT_REDACT_PATTERNS: Final = tuple(pattern for pattern, _ in _BUILTIN_PATTERNS)
-_MARKERS: Final = dict(_BUILTIN_PATTERNS)
+_MARKERS: Final = dict(BUILTIN_PATTERNS)
 
 # Words of a key: runs of capitals before a capitalised word (the "API" of "APIKey"),
 # capitalised or lower-case words, runs of capitals, runs of digits.
@@ -116,6 +71,12 @@ _SINGULAR: Final = 1
 _PLURAL: Final = 2
 #: Values the walk need not look into.
 _LEAVES: Final = frozenset({int, float, bool, type(None)})
+#: Values the walk need not look into that are plain JSON as they are (floats: if finite).
+_SCALARS: Final[frozenset[type]] = frozenset({int, bool, type(None)})
+# What a walk found: plain JSON and nothing to mask; not plain JSON; a key naming a secret.
+_CLEAN: Final = 0
+_ODD: Final = 1
+_MASK: Final = 2
 #: Most key verdicts kept; the cache starts over when it is full.
 _CACHE_SIZE: Final = 4096
 
@@ -173,14 +134,27 @@ class Redactor:
 
         Never changes ``details`` or anything in it.
         """
+        masked: Mapping[str, Any] | None = self.redact_plain(details)[0]
+        return masked
+
+    def redact_plain(self, details: Mapping[str, Any] | None) -> tuple[Any, bool]:
+        """:meth:`redact`'s result, and whether it is plain JSON, known from the same walk.
+
+        Plain JSON is a ``dict`` of exactly the built-in JSON types, numbers finite,
+        nested at most :data:`MAX_DETAILS_DEPTH` levels (keys are not checked: the
+        encoder refuses what is not a ``str``). ``encode_plain_details`` need not walk
+        plain details again; anything else gets :func:`encode_details`'s full check.
+        """
         if details is None or not isinstance(details, Mapping):
-            return details
+            return details, False
         strings: list[str] = []
-        if self._needs_copy(details, strings):
-            return self._copy_mapping(details)
+        found = self._walk(details, strings, 1)
+        if found == _MASK:
+            return self._copy_mapping(details), False  # not walked to its end
+        plain = found == _CLEAN and type(details) is dict
         if strings and self._any_string_matches(strings):
-            return self._copy_mapping(details)
-        return details
+            return self._copy_mapping(details), plain  # a copy of plain JSON is plain
+        return details, plain
 
     def _any_string_matches(self, strings: list[str]) -> bool:
         """True when a value pattern matches one of ``strings``."""
@@ -202,42 +176,79 @@ class Redactor:
                     return True
         return False
 
-    def _needs_copy(self, mapping: Mapping[Any, Any], strings: list[str]) -> bool:
-        """Walk ``mapping``: True at the first key that names a secret; collect the strings."""
+    def _walk(
+        self,
+        mapping: Mapping[Any, Any],
+        strings: list[str],
+        depth: int,
+        _isfinite: Callable[[float], bool] = math.isfinite,
+        _scalars: frozenset[type] = _SCALARS,
+    ) -> int:
+        """Walk ``mapping`` (at ``depth``): its key verdicts, its values; collect the strings.
+
+        :data:`_MASK` at the first key that names a secret (the walk stops there),
+        else :data:`_CLEAN` when what was walked is plain JSON, :data:`_ODD` when not.
+        (The defaults bind globals as locals: this is the hot path of every ``record()``.)
+        """
         cache = self._cache
+        state = _CLEAN if depth <= MAX_DETAILS_DEPTH else _ODD
         for key, value in mapping.items():
             verdict = cache.get(key)
             if verdict is None:
                 verdict = self._classify(key)
-            if verdict:
-                if verdict == _SINGULAR or _holds_string(value):
-                    return True
-                continue
             kind = type(value)
-            if kind is str:
+            if verdict:
+                if verdict == _SINGULAR:
+                    return _MASK
+                if kind in _scalars or (kind is float and _isfinite(value)):
+                    continue  # a count under a plural name ("prompt_tokens": 812) is kept
+                if _holds_string(value):
+                    return _MASK
+                state = _ODD  # kept unwalked: encode_details checks it
+            elif kind is str:
                 strings.append(value)
-            elif kind in _LEAVES:
-                continue
-            elif kind is list or kind is tuple:
-                if self._sequence_needs_copy(value, strings):
-                    return True
-            elif (kind is dict or isinstance(value, Mapping)) and self._needs_copy(value, strings):
-                return True
-        return False
+            elif kind is float:
+                if not _isfinite(value):
+                    state = _ODD
+            elif kind not in _scalars:
+                found = self._walk_inside(value, kind, strings, depth + 1)
+                if found == _MASK:
+                    return _MASK
+                state |= found
+        return state
 
-    def _sequence_needs_copy(self, items: Iterable[Any], strings: list[str]) -> bool:
+    def _walk_items(
+        self,
+        items: Iterable[Any],
+        strings: list[str],
+        depth: int,
+        _isfinite: Callable[[float], bool] = math.isfinite,
+        _scalars: frozenset[type] = _SCALARS,
+    ) -> int:
+        """:meth:`_walk` for the items of a list or tuple (they have no keys)."""
+        state = _CLEAN if depth <= MAX_DETAILS_DEPTH else _ODD
         for item in items:
             kind = type(item)
             if kind is str:
                 strings.append(item)
-            elif kind in _LEAVES:
                 continue
-            elif kind is list or kind is tuple:
-                if self._sequence_needs_copy(item, strings):
-                    return True
-            elif (kind is dict or isinstance(item, Mapping)) and self._needs_copy(item, strings):
-                return True
-        return False
+            if kind in _scalars or (kind is float and _isfinite(item)):
+                continue
+            found = self._walk_inside(item, kind, strings, depth + 1)  # NaN, inf: _ODD
+            if found == _MASK:
+                return _MASK
+            state |= found
+        return state
+
+    def _walk_inside(self, value: Any, kind: type, strings: list[str], depth: int) -> int:
+        """Walk a value that is not a string or a number (at ``depth``): see :meth:`_walk`."""
+        if kind is dict:
+            return self._walk(value, strings, depth)
+        if kind is list or kind is tuple:
+            return self._walk_items(value, strings, depth)
+        if isinstance(value, Mapping):  # walked for secrets; not plain JSON
+            return self._walk(value, strings, depth) or _ODD
+        return _ODD  # not looked into (a str or list subclass, a non-JSON value)
 
     # -- key verdicts --------------------------------------------------------------------
 

@@ -154,16 +154,10 @@ class RunTracker:
                 parent_text = str(parent_run_id) if parent_run_id is not None else None
                 root = parent_text if parent_text is not None else run_text
                 actor = self._actor if self._actor is not None else resource
-            self._runs[run_key] = Run(
+            run = Run(
                 run_text, root, parent_text, parent_key, resource, kind, actor, agent_name, model
             )
-            tree = self._trees.get(root)
-            if tree is None:
-                self._trees[root] = {run_key}
-            else:
-                tree.add(run_key)
-            if len(self._runs) > self._max_open_runs:
-                self._forget_oldest_tree()
+            self._remember(run_key, run)
         if model is not None:
             details["model"] = model
         details["run_id"] = run_text
@@ -173,6 +167,17 @@ class RunTracker:
             if value:
                 details[key] = value
         return Entry(KIND_EVENTS[kind][0], actor, resource, details, root)
+
+    def _remember(self, run_key: Hashable, run: Run) -> None:
+        """Keep ``run`` under ``run_key`` and in its root's tree (the lock is held)."""
+        self._runs[run_key] = run
+        tree = self._trees.get(run.root)
+        if tree is None:
+            self._trees[run.root] = {run_key}
+        else:
+            tree.add(run_key)
+        if len(self._runs) > self._max_open_runs:
+            self._forget_oldest_tree()
 
     def _forget_oldest_tree(self) -> None:
         """Forget the runs of the root seen first (the lock is held)."""

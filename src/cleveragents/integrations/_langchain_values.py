@@ -153,17 +153,7 @@ def response_details(response: LLMResult, details: dict[str, Any], run: Run | No
     llm_output = response.llm_output or {}
     model = model or _first_text(llm_output, ("model_name", "model"))
     if not has_usage:  # OpenAI-style llm_output: {"token_usage": {"prompt_tokens": ...}}
-        counts = llm_output.get("token_usage") or llm_output.get("usage")
-        if isinstance(counts, Mapping):
-            for ours, theirs in (
-                ("input_tokens", "prompt_tokens"),
-                ("output_tokens", "completion_tokens"),
-                ("total_tokens", "total_tokens"),
-            ):
-                value = counts.get(theirs, counts.get(ours))
-                if isinstance(value, int):
-                    has_usage = True
-                    usage[ours] = value
+        has_usage = _output_usage(llm_output, usage)
     model = model or (run.model if run is not None else None)
     if model is not None:
         details["model"] = model
@@ -172,6 +162,23 @@ def response_details(response: LLMResult, details: dict[str, Any], run: Run | No
     if finish:
         details["finish_reasons"] = finish
     details["generations"] = generations
+
+
+def _output_usage(llm_output: Mapping[str, Any], usage: dict[str, int]) -> bool:
+    """Fill ``usage`` from an OpenAI-style ``llm_output``; True when it gave a count."""
+    counts = llm_output.get("token_usage") or llm_output.get("usage")
+    found = False
+    if isinstance(counts, Mapping):
+        for ours, theirs in (
+            ("input_tokens", "prompt_tokens"),
+            ("output_tokens", "completion_tokens"),
+            ("total_tokens", "total_tokens"),
+        ):
+            value = counts.get(theirs, counts.get(ours))
+            if isinstance(value, int):
+                found = True
+                usage[ours] = value
+    return found
 
 
 def _first_text(values: Mapping[str, Any], keys: Sequence[str]) -> str | None:

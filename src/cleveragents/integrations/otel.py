@@ -50,12 +50,26 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, NamedTuple
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 
-from cleveragents.domain.event_types import AuditEventType
 from cleveragents.infrastructure.trace_context import in_audit_io
+from cleveragents.integrations._otel_families import (
+    AGENT,
+    BY_OPENINFERENCE_KIND,
+    BY_OPERATION,
+    BY_REQUEST_TYPE,
+    BY_TRACELOOP_KIND,
+    CHAIN,
+    LLM,
+    PROVIDER_KEYS,
+    SUBJECT_DETAIL,
+    SUBJECT_KEYS,
+    TOOL,
+    USAGE_KEYS,
+    Family,
+)
 from cleveragents.integrations._support import AdapterRecorder
 
 try:
@@ -77,94 +91,6 @@ __all__ = ["AuditSpanProcessor"]
 
 #: The name failures are logged and counted under.
 ADAPTER_NAME: Final = "otel"
-
-
-class _Family(NamedTuple):
-    """The entries one kind of span makes: at its start (if any), its end, its failure."""
-
-    name: str
-    started: AuditEventType | None
-    completed: AuditEventType
-    failed: AuditEventType
-
-
-_LLM = _Family(
-    "llm", AuditEventType.LLM_REQUEST, AuditEventType.LLM_RESPONSE, AuditEventType.LLM_FAILED
-)
-_TOOL = _Family(
-    "tool", AuditEventType.TOOL_INVOKED, AuditEventType.TOOL_COMPLETED, AuditEventType.TOOL_FAILED
-)
-_AGENT = _Family(
-    "agent",
-    AuditEventType.AGENT_STARTED,
-    AuditEventType.AGENT_COMPLETED,
-    AuditEventType.AGENT_FAILED,
-)
-_CHAIN = _Family(
-    "chain",
-    AuditEventType.CHAIN_STARTED,
-    AuditEventType.CHAIN_COMPLETED,
-    AuditEventType.CHAIN_FAILED,
-)
-_RETRIEVER = _Family(
-    "retriever",
-    AuditEventType.RETRIEVER_STARTED,
-    AuditEventType.RETRIEVER_COMPLETED,
-    AuditEventType.RETRIEVER_FAILED,
-)
-_GUARDRAIL = _Family(
-    "guardrail", None, AuditEventType.GUARDRAIL_PASSED, AuditEventType.GUARDRAIL_TRIGGERED
-)
-
-_BY_OPERATION: Final[dict[object, _Family]] = {
-    "chat": _LLM,
-    "text_completion": _LLM,
-    "generate_content": _LLM,
-    "embeddings": _LLM,
-    "execute_tool": _TOOL,
-    "invoke_agent": _AGENT,
-    "create_agent": _AGENT,
-    "retrieval": _RETRIEVER,
-}
-_BY_OPENINFERENCE_KIND: Final[dict[object, _Family]] = {
-    "LLM": _LLM,
-    "EMBEDDING": _LLM,
-    "TOOL": _TOOL,
-    "AGENT": _AGENT,
-    "RETRIEVER": _RETRIEVER,
-    "RERANKER": _RETRIEVER,
-    "GUARDRAIL": _GUARDRAIL,
-}
-_BY_TRACELOOP_KIND: Final[dict[object, _Family]] = {"agent": _AGENT, "tool": _TOOL}
-_BY_REQUEST_TYPE: Final[dict[object, _Family]] = {"rerank": _RETRIEVER}
-
-# Where each family finds the name of what it acted on (the entry's resource), in order.
-_SUBJECT_KEYS: Final[dict[str, tuple[str, ...]]] = {
-    "llm": ("gen_ai.request.model", "llm.model_name", "embedding.model_name"),
-    "tool": ("gen_ai.tool.name", "tool.name", "traceloop.entity.name"),
-    "agent": ("gen_ai.agent.name", "agent.name", "traceloop.entity.name"),
-    "chain": ("gen_ai.workflow.name", "traceloop.entity.name"),
-    "retriever": ("gen_ai.data_source.id", "traceloop.entity.name"),
-    "guardrail": ("traceloop.entity.name",),
-}
-# The detail each family names its subject under.
-_SUBJECT_DETAIL: Final = {"llm": "model", "tool": "tool", "agent": "agent"}
-_PROVIDER_KEYS: Final = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-_USAGE_KEYS: Final = (
-    (
-        "input_tokens",
-        ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
-    ),
-    (
-        "output_tokens",
-        (
-            "gen_ai.usage.output_tokens",
-            "gen_ai.usage.completion_tokens",
-            "llm.token_count.completion",
-        ),
-    ),
-    ("total_tokens", ("llm.usage.total_tokens", "llm.token_count.total")),
-)
 _ERROR: Final = StatusCode.ERROR
 _OK: Final = StatusCode.OK
 # The audit writer's thread: its spans (an instrumented database driver) are never
@@ -236,7 +162,7 @@ class AuditSpanProcessor(SpanProcessor):
             start_ns, end_ns = span.start_time, span.end_time
             if start_ns is not None and end_ns is not None:
                 details["duration_ms"] = (end_ns - start_ns) // 1000 / 1000  # to the µs
-            if family is _LLM:
+            if family is LLM:
                 _add_llm_results(details, attributes)
             if failed:
                 details["error"] = _error(events, status.description)
@@ -275,34 +201,34 @@ class AuditSpanProcessor(SpanProcessor):
 
     # -- what a span becomes -------------------------------------------------------------
 
-    def _family(self, attributes: Mapping[str, object]) -> _Family | None:
+    def _family(self, attributes: Mapping[str, object]) -> Family | None:
         """The kind of entries a span with these attributes makes; None: not recorded."""
         operation = attributes.get("gen_ai.operation.name")
         if operation is not None:
-            return _BY_OPERATION.get(operation, _CHAIN)
+            return BY_OPERATION.get(operation, CHAIN)
         kind = attributes.get("openinference.span.kind")
         if kind is not None:  # upper case by the spec; some instrumentations differ
-            return _BY_OPENINFERENCE_KIND.get(kind) or _BY_OPENINFERENCE_KIND.get(
-                str(kind).upper(), _CHAIN
+            return BY_OPENINFERENCE_KIND.get(kind) or BY_OPENINFERENCE_KIND.get(
+                str(kind).upper(), CHAIN
             )
         kind = attributes.get("traceloop.span.kind")
         if kind is not None:
-            return _BY_TRACELOOP_KIND.get(kind, _CHAIN)
+            return BY_TRACELOOP_KIND.get(kind, CHAIN)
         kind = attributes.get("llm.request.type")
         if kind is not None:
-            return _BY_REQUEST_TYPE.get(kind, _LLM)
+            return BY_REQUEST_TYPE.get(kind, LLM)
         if "gen_ai.tool.name" in attributes:
-            return _TOOL
+            return TOOL
         if "gen_ai.agent.name" in attributes:  # an agent span names its model too
-            return _AGENT
+            return AGENT
         if "gen_ai.request.model" in attributes or "gen_ai.system" in attributes:
-            return _LLM
+            return LLM
         if (
             self._all_spans
             and threading.current_thread().name != _WRITER_THREAD_NAME
             and not in_audit_io()  # a synchronous record()'s own write
         ):
-            return _CHAIN
+            return CHAIN
         return None
 
     def _actor_for(self, resource: Resource | None) -> str | None:
@@ -354,22 +280,22 @@ def _span_ids(context: SpanContext | None, parent: SpanContext | None) -> dict[s
 
 
 def _subject_details(
-    span: ReadableSpan, family: _Family, attributes: Mapping[str, object]
+    span: ReadableSpan, family: Family, attributes: Mapping[str, object]
 ) -> tuple[dict[str, Any], object]:
     """The details every entry of ``span`` starts with (ids, name, subject); its resource.
 
     The resource is what the span acted on (model, tool, agent), else the span's name.
     """
     details: dict[str, Any] = {"otel": _span_ids(span.context, span.parent), "span": span.name}
-    subject = _first(attributes, _SUBJECT_KEYS[family.name])
-    detail = _SUBJECT_DETAIL.get(family.name)
+    subject = _first(attributes, SUBJECT_KEYS[family.name])
+    detail = SUBJECT_DETAIL.get(family.name)
     if detail is not None and subject is not None:
         details[detail] = subject
-    if family is _LLM:
-        provider = _first(attributes, _PROVIDER_KEYS)
+    if family is LLM:
+        provider = _first(attributes, PROVIDER_KEYS)
         if provider is not None:
             details["provider"] = provider
-    elif family is _TOOL:
+    elif family is TOOL:
         call_id = attributes.get("gen_ai.tool.call.id")
         if call_id is not None:
             details["tool_call_id"] = call_id
@@ -395,7 +321,7 @@ def _add_llm_results(details: dict[str, Any], attributes: Mapping[str, object]) 
     if response_model is not None:
         details["response_model"] = response_model
     usage: dict[str, object] = {}
-    for name, keys in _USAGE_KEYS:
+    for name, keys in USAGE_KEYS:
         for key in keys:
             value = get(key)
             if value is not None:

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from cleveragents.config.settings import Settings
-from cleveragents.domain.details import encode_details
-from cleveragents.domain.entry import AuditLogEntry
+from cleveragents.domain.details import encode_details, encode_plain_details
+from cleveragents.domain.entry import AuditLogEntry, new_entry
 from cleveragents.domain.event_types import AuditEventType, coerce_event_type
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.limits import check_text, texts_fit
@@ -25,8 +25,11 @@ from cleveragents.infrastructure.trace_context import with_current_span
 
 __all__ = ["EntryPreparer", "Prepared", "entry_of"]
 
-#: What :meth:`EntryPreparer.prepare` returns: the kind, the row, the masked details.
-Prepared = tuple[AuditEventType, PendingRow, Mapping[str, Any] | None]
+#: What :meth:`EntryPreparer.prepare` returns: the kind, the row, and the masked details
+#: as the entry's own dict (not the caller's object: a later change there does not show).
+Prepared = tuple[AuditEventType, PendingRow, dict[str, Any]]
+
+_new_row = tuple.__new__
 
 
 class EntryPreparer:
@@ -61,37 +64,48 @@ class EntryPreparer:
             check_text("actor", actor)
             check_text("resource", resource)
             check_text("correlation_id", correlation_id)
-        details = with_current_span(details) if self._otel_context else details
-        if self._redactor is not None:  # a masked copy; the caller's object is left alone
-            try:
-                details = self._redactor.redact(details)
+        # Any: the details are checked below, by the redaction's walk or the encoding.
+        masked: Any = with_current_span(details) if self._otel_context else details
+        if self._redactor is None:
+            text = encode_details(masked)
+        else:  # a masked copy; the caller's object is left alone
+            try:  # one walk masks and tells whether the encoding must check the details
+                masked, plain = self._redactor.redact_plain(masked)
             except RecursionError:
-                encode_details(details)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
+                encode_details(masked)  # names a depth beyond MAX_DETAILS_DEPTH; else re-raise
                 raise
-        row = PendingRow(  # the queue (or the synchronous write) adds writer_seq
-            new_event_id(),
-            kind.value,
-            actor,
-            resource,
-            encode_details(details),
-            correlation_id,
-            datetime.now(UTC),
-            writer_id,
+            text = encode_plain_details(masked) if plain else encode_details(masked)
+        # The queue (or the synchronous write) adds writer_seq. tuple.__new__: what
+        # PendingRow(...) does, without its Python-level __new__ (the hot path).
+        row = _new_row(
+            PendingRow,
+            (
+                new_event_id(),
+                kind.value,
+                actor,
+                resource,
+                text,
+                correlation_id,
+                datetime.now(UTC),
+                writer_id,
+            ),
         )
-        return kind, row, details
+        if masked is details:  # the entry's details are its own: a copy made above, or here
+            masked = {} if details is None else dict(details)
+        return kind, row, masked
 
 
 def entry_of(
-    entry_id: int, kind: AuditEventType, row: PendingRow, details: Mapping[str, Any] | None
+    entry_id: int, kind: AuditEventType, row: PendingRow, details: dict[str, Any]
 ) -> AuditLogEntry:
-    """The entry ``record()`` returns for ``row`` (positional: cheaper on the hot path)."""
-    return AuditLogEntry(
+    """The entry ``record()`` returns for ``row``, holding ``details`` (prepare's, not copied)."""
+    return new_entry(
         entry_id,
         row.event_id,
         kind,
         row.actor,
         row.resource,
-        {} if details is None else dict(details),
+        details,
         row.correlation_id,
         row.created_at,
     )
