@@ -35,7 +35,7 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 
-from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac
+from cleveragents.domain.chain import canonical_header, entry_digest, entry_hmac_of_digest
 from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.rows import CHAIN_FIELDS, ROW_FIELDS, ChainedRow, EntryRow
@@ -155,7 +155,7 @@ def _linked(
         stored = stored_time(created)  # first: a naive time is a ValueError, not a TypeError
         digest = link(prev, header(seq, *row))
         hashed = digest.hex()
-        mac = None if hmac_key is None else entry_hmac(hmac_key, hashed)
+        mac = None if hmac_key is None else entry_hmac_of_digest(hmac_key, digest)
         add(
             (
                 event_id,
