@@ -36,3 +36,20 @@ def test_new_entry_is_the_entry_the_dataclass_makes() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         made.actor = "someone else"  # type: ignore[misc]
     assert made.details is FIELDS[5]  # held, not copied: the caller of new_entry owns it
+
+
+def test_the_draft_keeps_the_entrys_layout_and_skips_nothing() -> None:
+    """new_entry's class switch holds only while the draft has the entry's exact slots.
+
+    And while ``AuditLogEntry.__init__`` does nothing but set them: no ``__post_init__``,
+    no default, no weakref or dict slot that the draft would not have.
+    """
+    from cleveragents.domain.entry import _Draft
+
+    assert _Draft.__slots__ == AuditLogEntry.__slots__
+    assert _Draft.__basicsize__ == AuditLogEntry.__basicsize__
+    assert not hasattr(AuditLogEntry, "__post_init__")
+    assert all(
+        field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        for field in dataclasses.fields(AuditLogEntry)
+    )

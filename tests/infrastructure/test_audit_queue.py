@@ -157,6 +157,48 @@ def test_a_blocked_put_is_refused_when_the_writer_ends() -> None:
     assert entries.rejected == 1
 
 
+def test_a_thread_interrupted_while_waiting_passes_its_wake_up_on() -> None:
+    """A producer leaving its wait by an exception (Ctrl-C) hands the room it was woken for on."""
+    entries = full_queue()
+
+    class Interrupted(BaseException):
+        """What a signal handler raises in the waiting thread."""
+
+    class InterruptedOnWake(SignallingCondition):
+        def wait(self, timeout: float | None = None) -> bool:
+            woken = super().wait(timeout)
+            if threading.current_thread().name == "interrupted":
+                raise Interrupted
+            return woken
+
+    room = InterruptedOnWake(entries._lock)
+    entries._room = room
+    errors: list[BaseException] = []
+
+    def produce() -> None:
+        try:
+            entries.put_when_full(make_row(99))
+        except BaseException as exc:
+            errors.append(exc)
+
+    interrupted = threading.Thread(target=produce, name="interrupted", daemon=True)
+    interrupted.start()
+    assert room.entered.wait(GENEROUS_S)
+    room.entered.clear()
+    other = threading.Thread(target=produce, name="other", daemon=True)
+    other.start()
+    assert room.entered.wait(GENEROUS_S)
+    with entries._lock:
+        assert entries._blocked == 2
+    entries.get()  # room for one: notify() wakes the first waiter, which is interrupted
+    interrupted.join(GENEROUS_S)
+    other.join(GENEROUS_S)
+    assert not interrupted.is_alive()
+    assert not other.is_alive(), "a wake-up was lost"
+    assert [type(error) for error in errors] == [Interrupted]
+    assert (entries.entries_put, entries.entries_waiting()) == (2, 1)
+
+
 def test_a_block_timeout_refuses_after_it() -> None:
     """Overflow 'block' with timeout_s: still full then, the row is refused and counted."""
     entries = full_queue(Overflow(timeout_s=0.05))
@@ -213,9 +255,12 @@ def test_a_waiting_task_is_woken_from_the_writer_thread() -> None:
     assert entries.entries_put == 2
 
 
-def test_a_cancelled_task_queues_nothing_and_leaves_no_future_behind() -> None:
+@pytest.mark.parametrize("timeout_s", [None, GENEROUS_S], ids=["no-timeout", "timeout"])
+def test_a_cancelled_task_queues_nothing_and_leaves_no_future_behind(
+    timeout_s: float | None,
+) -> None:
     """Cancelling a task that waits for room drops its future; its row is not queued."""
-    entries = full_queue()
+    entries = full_queue(Overflow(timeout_s=timeout_s))
 
     async def scenario() -> None:
         task = asyncio.create_task(entries.aput_when_full(make_row(1)))
@@ -231,9 +276,13 @@ def test_a_cancelled_task_queues_nothing_and_leaves_no_future_behind() -> None:
     assert (entries.entries_put, entries.entries_waiting()) == (1, 0)
 
 
-def test_a_wake_up_handed_to_a_cancelled_task_goes_to_the_next() -> None:
-    """Room given to a task cancelled before it could take it passes to the next waiting one."""
-    entries = full_queue()
+@pytest.mark.parametrize("timeout_s", [None, GENEROUS_S], ids=["no-timeout", "timeout"])
+def test_a_wake_up_handed_to_a_cancelled_task_goes_to_the_next(timeout_s: float | None) -> None:
+    """Room given to a task cancelled before it could take it passes to the next waiting one.
+
+    The cancelled task stays cancelled: it does not take the room it was handed.
+    """
+    entries = full_queue(Overflow(timeout_s=timeout_s))
 
     async def scenario() -> None:
         first = asyncio.create_task(entries.aput_when_full(make_row(1)))

@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from cleveragents import AuditService, AuditWriterError, Settings, VerifyStatus
 from cleveragents.application import trail as trail_module
 from cleveragents.domain.ids import new_event_id
-from cleveragents.domain.rows import EntryRow
+from cleveragents.domain.rows import EntryRow, PendingRow
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure import spool as spool_module
 from cleveragents.infrastructure.accounting import WriterIdentity
@@ -321,13 +321,15 @@ def test_record_after_the_writer_gave_up_raises_naming_the_cause(
 def test_a_producer_waiting_for_room_is_released_when_the_writer_gives_up() -> None:
     """record() blocked on a full queue raises AuditWriterError as soon as the queue refuses."""
     entries = AuditQueue(1)
-    row = (new_event_id(), "tool.invoked", None, None, "{}", None, datetime.now(UTC), None)
+    row = PendingRow(
+        new_event_id(), "tool.invoked", None, None, "{}", None, datetime.now(UTC), None
+    )
     entries.put_nowait(row)
     outcome: list[BaseException] = []
 
     def producer() -> None:
         try:
-            entries.put(row, timeout=None)
+            entries.put_when_full(row)
         except BaseException as exc:
             outcome.append(exc)
 

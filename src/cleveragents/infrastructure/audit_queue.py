@@ -27,7 +27,7 @@ from cleveragents.domain.errors import (
     AuditServiceClosedError,
     AuditWriterError,
 )
-from cleveragents.domain.rows import EntryRow, PendingRow, SystemRow
+from cleveragents.domain.rows import EntryRow, PendingRow, SystemRow, with_writer_seq
 
 __all__ = ["AuditQueue", "Overflow"]
 
@@ -40,8 +40,6 @@ _REFUSED = "refused"
 _CLOSED = "closed"
 _NO_WRITER = "no writer"
 _TIMED_OUT = "timed out"
-# A row with its writer_seq in one C call (see AuditQueue._enqueue).
-_new = tuple.__new__
 
 _Waiter = tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]
 
@@ -98,28 +96,7 @@ class AuditQueue:
                 raise AuditWriterError(self.refusal)
             if self._entries >= self.maxsize:
                 raise queue.Full
-            # _enqueue inlined (the hot path), signal-safe as it says.
-            writer_seq = self.last_writer_seq + 1
-            item = _new(EntryRow, (*row, writer_seq))
-            self._entries += 1
-            self.entries_put += 1
-            self.last_writer_seq = writer_seq
-            self._items.put(item)
-
-    def put(self, row: PendingRow, timeout: float | None = None) -> None:
-        """Queue ``row``, waiting up to ``timeout`` seconds for room; else :class:`queue.Full`."""
-        with self._room:
-            self._blocked += 1
-            try:
-                if not self._room.wait_for(
-                    lambda: self._entries < self.maxsize or self.refusal is not None, timeout
-                ):
-                    raise queue.Full
-            finally:
-                self._blocked -= 1
-            if self.refusal is not None:
-                raise AuditWriterError(self.refusal)
-            self._enqueue(row)
+            self._enqueue(row, EntryRow)
 
     def put_when_full(self, row: PendingRow, *, from_writer: bool = False) -> None:
         """Apply the overflow strategy to ``row``, which found the queue full.
@@ -142,6 +119,11 @@ class AuditQueue:
             try:
                 while (outcome := self._admit(row, deadline)) is _FULL:
                     self._room.wait(_left(deadline))
+            except BaseException:  # KeyboardInterrupt, SystemExit: a wake-up taken is passed on
+                if self._entries < self.maxsize:
+                    self._room.notify()
+                    self._wake_one()
+                raise
             finally:
                 self._blocked -= 1
         self._settle(row, outcome, "record()")
@@ -170,8 +152,9 @@ class AuditQueue:
         try:
             if timeout_s is None:
                 await waiter
-            else:
-                await asyncio.wait_for(waiter, timeout_s)
+            else:  # not wait_for: on 3.11 it swallows a cancel that races the wake-up
+                async with asyncio.timeout(timeout_s):
+                    await waiter
         except TimeoutError:
             self._forget(waiter)  # the caller looks again and finds the deadline passed
         except BaseException:
@@ -192,7 +175,7 @@ class AuditQueue:
         if self.refusal is not None:
             return _REFUSED
         if self._entries < self.maxsize:
-            self._enqueue(row)
+            self._enqueue(row, EntryRow)
             return _ADMITTED
         if self._closed:
             return _CLOSED
@@ -235,8 +218,8 @@ class AuditQueue:
             f" the {row.event_type} entry was not recorded"
         )
 
-    def _enqueue(self, row: PendingRow) -> None:
-        """With the lock held: queue a caller's entry with the next ``writer_seq``.
+    def _enqueue(self, row: PendingRow, kind: type[EntryRow]) -> None:
+        """With the lock held: queue ``row`` as a ``kind`` row with the next ``writer_seq``.
 
         Signal-safe: a signal handler (SIGTERM's ``SystemExit``) runs only when a call
         returns, so the row is built first and the counters change only in plain
@@ -245,20 +228,19 @@ class AuditQueue:
         taken and not queued (a gap ``verify`` would report).
         """
         writer_seq = self.last_writer_seq + 1
-        item = _new(EntryRow, (*row, writer_seq))
-        self._entries += 1
-        self.entries_put += 1
+        item = with_writer_seq(row, writer_seq, kind)
+        if kind is EntryRow:
+            self._entries += 1
+            self.entries_put += 1
+        else:
+            self.system_put += 1
         self.last_writer_seq = writer_seq
         self._items.put(item)
 
     def put_system(self, row: PendingRow) -> None:
         """Queue a system row with the next ``writer_seq``; it takes no room and is not counted."""
-        with self._lock:  # signal-safe as _enqueue
-            writer_seq = self.last_writer_seq + 1
-            item = _new(SystemRow, (*row, writer_seq))
-            self.last_writer_seq = writer_seq
-            self.system_put += 1
-            self._items.put(item)
+        with self._lock:
+            self._enqueue(row, SystemRow)
 
     def refuse(self, reason: str) -> None:
         """From now on, refuse entries with :class:`AuditWriterError` saying ``reason``."""
