@@ -29,6 +29,7 @@ from cleveragents.application import trail as trail_ops
 from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash, entry_hmac
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.event_types import SYSTEM_EVENT_TYPES
+from cleveragents.domain.rows import CHAIN_FIELDS, ROW_FIELDS
 from cleveragents.domain.verification import (
     Checkpoint,
     FindingKind,
@@ -41,35 +42,10 @@ from tests.strategies import json_details
 KEY = "tamper-evidence test key"
 KEY_BYTES = KEY.encode("utf-8")
 
-#: Every column of audit_log but details_json (NULL on SQLite, not part of the chain).
-COLUMNS = (
-    "id",
-    "event_id",
-    "event_type",
-    "actor",
-    "resource",
-    "details",
-    "correlation_id",
-    "created_at",
-    "seq",
-    "prev_hash",
-    "entry_hash",
-    "hmac",
-    "writer_id",
-    "writer_seq",
-)
 #: The fields of an entry (everything but id, seq and the chain's hashes).
-CONTENT = (
-    "event_id",
-    "event_type",
-    "actor",
-    "resource",
-    "details",
-    "correlation_id",
-    "created_at",
-    "writer_id",
-    "writer_seq",
-)
+CONTENT = ROW_FIELDS
+#: Every column of audit_log but details_json (NULL on SQLite, not part of the chain).
+COLUMNS = ("id", *ROW_FIELDS, *CHAIN_FIELDS)
 
 PROPERTY = settings(
     max_examples=30,
@@ -576,9 +552,7 @@ def test_swapping_two_rows_is_detected_and_located(
         label="rows",
     )
     moved = data.draw(
-        st.sampled_from(
-            [CONTENT, (*CONTENT, "seq", "prev_hash", "entry_hash", "hmac"), ("seq",), ("details",)]
-        ),
+        st.sampled_from([CONTENT, (*CONTENT, *CHAIN_FIELDS), ("seq",), ("details",)]),
         label="columns",
     )
     assume(any(first[c] != second[c] for c in moved))  # two writer.closed may share details
