@@ -84,7 +84,7 @@ def csv_chunk(rows: Iterable[BrowsedRow], *, header: bool) -> bytes:
     writer = csv.writer(buffer)
     if header:
         writer.writerow(CSV_HEADER)
-    # Unpacked into names: as fast as row[N], twice as fast as a SQLAlchemy Row's attributes.
+    # Unpacked into names: as fast as indexing, twice as fast as a SQLAlchemy Row's attributes.
     for (
         entry_id,
         event_id,
