@@ -20,10 +20,10 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -71,6 +71,7 @@ NOT_REPLAYED = frozenset(
     }
 )
 
+_T = TypeVar("_T")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DETAILS_KEY = b',"details":'
 #: The longest writer_id a column holds (a UUID).
@@ -202,22 +203,24 @@ def _required_text(entry: dict[str, Any], name: str) -> str:
     return value
 
 
-def _hash_field(entry: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+def _hash_field(entry: dict[str, Any], name: str) -> str:
     value = entry.get(name)
-    if value is None and optional:
-        return None
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
         raise RowError(f"{name} {value!r} is not a SHA-256 hex digest")
     return value
 
 
-def _count_field(entry: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+def _count_field(entry: dict[str, Any], name: str) -> int:
     value = entry.get(name)
-    if value is None and optional:
-        return None
     if type(value) is not int or value < 1:
         raise RowError(f"{name} {value!r} is not a positive integer")
     return value
+
+
+def _unless_null(
+    entry: dict[str, Any], name: str, read: Callable[[dict[str, Any], str], _T]
+) -> _T | None:
+    return None if entry.get(name) is None else read(entry, name)
 
 
 def _event_id(entry: dict[str, Any], rules: LineRules) -> str:
@@ -277,7 +280,7 @@ def _writer(entry: dict[str, Any]) -> tuple[str | None, int | None]:
     writer_id = _text_field(entry, "writer_id")  # older spool lines have neither
     if writer_id is not None and len(writer_id) > _WRITER_ID_LENGTH:
         raise RowError(f"writer_id {writer_id[:40]!r}... is longer than a writer id")
-    return writer_id, _count_field(entry, "writer_seq", optional=True)
+    return writer_id, _unless_null(entry, "writer_seq", _count_field)
 
 
 def _entry_row(entry: dict[str, Any], rules: LineRules) -> EntryRow:
@@ -328,10 +331,7 @@ def decode_chained(line: bytes) -> ChainedRow:
     seq = _count_field(entry, "seq")
     prev_hash = _hash_field(entry, "prev_hash")
     hashed = _hash_field(entry, "entry_hash")
-    mac = _hash_field(entry, "hmac", optional=True)
-    assert seq is not None
-    assert prev_hash is not None
-    assert hashed is not None
+    mac = _unless_null(entry, "hmac", _hash_field)
     if _hash_of(row, seq, prev_hash) != hashed:
         raw = _raw_details(line)
         if raw is not None and _hash_of(row._replace(details=raw), seq, prev_hash) == hashed:
