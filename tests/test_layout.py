@@ -24,8 +24,9 @@ LAYERS = {
     "bench": {"domain", "config", "infrastructure", "application"},
     "cli": {"domain", "config", "infrastructure", "application", "bench", "integrations"},
 }
-#: Positional access to a row's fields (``row[8]``): the fields have names.
-POSITIONAL_ROW = re.compile(r"\brow\[-?\d+\]|\brows\[-?\d+\]\[")
+#: Positional access to a row's fields (``row[8]``, ``row[_DETAILS]``, ``row[:7]``,
+#: ``rows[0][2]``): the fields have names. ``rows[0].id`` is a list's item, not a field.
+POSITIONAL_ROW = re.compile(r"\brow\[(?:-?\d+|_?[A-Z][A-Z0-9_]*|[^\]]*:[^\]]*)\]|\brows\[-?\d+\]\[")
 
 
 def modules() -> Iterator[Path]:

@@ -21,8 +21,9 @@ from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash
 from cleveragents.domain.errors import AuditQueueFullError
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.verification import FindingKind, VerifyReport, VerifyStatus
+from cleveragents.infrastructure.persistence.browse import BrowsedChainRow
 from cleveragents.infrastructure.persistence.database import open_database
-from cleveragents.infrastructure.row_codec import StoredChainRow, chain_line
+from cleveragents.infrastructure.row_codec import chain_line
 from tests.cli.conftest import run_cli
 from tests.cli.test_transfer import TRICKY_DETAILS, chain_file, leftovers
 from tests.support import GENEROUS_S, SQLiteWriteLock, sqlite_path, wait_until
@@ -369,7 +370,7 @@ def test_a_chain_line_keeps_details_text_it_was_hashed_with(tmp_path: Path) -> N
     )
     hashed = entry_hash(GENESIS_HASH, header)
     row = (1, event_id, "tool.invoked", None, None, None, created, details)
-    line = chain_line(StoredChainRow(*row, 1, GENESIS_HASH, hashed, None, None, None))
+    line = chain_line(BrowsedChainRow(*row, 1, GENESIS_HASH, hashed, None, None, None))
     parsed = parse_chain_line(line)
     assert parsed.details == details
     assert (parsed.seq, parsed.prev_hash, parsed.entry_hash, parsed.hmac) == (

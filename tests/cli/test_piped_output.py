@@ -16,7 +16,7 @@ import pytest
 from rich.console import Console
 
 from cleveragents.cli.render import entries_table
-from cleveragents.infrastructure.row_codec import StoredRow
+from cleveragents.infrastructure.persistence.browse import BrowsedRow
 from tests.cli.conftest import Exited, Trail, json_lines, run_main
 
 
@@ -90,13 +90,13 @@ def test_query_at_a_terminal_says_it_on_stderr_too(
     assert done.stderr == "more entries match: continue with --after-id 3\n"
 
 
-def row(entry_id: int, details: str) -> StoredRow:
+def row(entry_id: int, details: str) -> BrowsedRow:
     """A row as browse reads it."""
     moment = datetime(2026, 3, 1, tzinfo=UTC)
-    return StoredRow(entry_id, "e", "tool.invoked", "agent:a", "tool:t", "run-1", moment, details)
+    return BrowsedRow(entry_id, "e", "tool.invoked", "agent:a", "tool:t", "run-1", moment, details)
 
 
-def rendered(rows: list[StoredRow], width: int) -> list[str]:
+def rendered(rows: list[BrowsedRow], width: int) -> list[str]:
     """The entries table drawn on a console ``width`` columns wide, as lines."""
     buffer = io.StringIO()
     Console(file=buffer, width=width, color_system=None, legacy_windows=False).print(
@@ -134,7 +134,7 @@ def test_a_long_details_value_is_one_cropped_line(width: int) -> None:
 def test_values_that_look_like_markup_are_shown_as_they_are() -> None:
     """Brackets in details, actor or resource are data: `[null,1]` and `[bold]` stay visible."""
     details = '{"a":[null,1],"b":"[bold]x[/bold]"}'
-    entry = StoredRow(
+    entry = BrowsedRow(
         1, "e", "tool.invoked", "[red]actor", "[b]res", None, datetime.now(UTC), details
     )
     text = "\n".join(rendered([entry], 200))

@@ -7,8 +7,6 @@ import socket
 
 import orjson
 
-from cleveragents.domain import system_entries
-from cleveragents.infrastructure import accounting
 from cleveragents.infrastructure.accounting import WriterIdentity, library_version
 
 
@@ -39,12 +37,3 @@ def test_the_other_entries_are_the_domain_builders() -> None:
     assert orjson.loads(closed.details)["last_writer_seq"] == 4
     assert orjson.loads(dropped.details)["count"] == 2
     assert orjson.loads(spooled.details)["writer_seqs"] == [[2, 3]]
-
-
-def test_the_former_names_are_kept() -> None:
-    """accounting still exports the builders it used to define."""
-    assert accounting.replayed_declaration is system_entries.spool_replayed
-    assert accounting.ImportDeclaration is system_entries.ImportDeclaration
-    assert accounting.system_row is system_entries.system_row
-    assert accounting.writer_seq_ranges is system_entries.writer_seq_ranges
-    assert accounting.SYSTEM_ACTOR == "cleveragents-audit"

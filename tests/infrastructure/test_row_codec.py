@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import orjson
@@ -10,6 +12,7 @@ import pytest
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.rows import EntryRow
+from cleveragents.infrastructure.persistence.browse import BrowsedRow
 from cleveragents.infrastructure.row_codec import (
     NOT_REPLAYED,
     REIMPORT_RULES,
@@ -17,7 +20,6 @@ from cleveragents.infrastructure.row_codec import (
     STORED_FIELDS,
     LineRules,
     RowError,
-    StoredRow,
     decode_entry,
     json_line,
     spool_line,
@@ -85,7 +87,56 @@ def test_one_rule_names_what_is_wrong(field: str, value: object, reason: str) ->
 def test_a_json_line_splices_the_stored_details_last() -> None:
     """The export's line: a stored row's fields in order, then the details text as stored."""
     details = '{"b": 1, "a": [1.0]}'  # not canonical: written as it is
-    row = StoredRow(3, new_event_id(), "tool.invoked", None, "r", None, datetime.now(UTC), details)
+    row = BrowsedRow(3, new_event_id(), "tool.invoked", None, "r", None, datetime.now(UTC), details)
     line = json_line(row)
     assert list(orjson.loads(line)) == list(STORED_FIELDS)
     assert line.endswith(b',"details":' + details.encode() + b"}\n")
+
+
+def without_details(item: dict[str, object]) -> dict[str, object]:
+    """``item`` with its details left out."""
+    return {name: value for name, value in item.items() if name != "details"}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        without_details,
+        lambda item: {**item, "details": None},
+        lambda item: {**item, "event_id": "x" * 36},
+    ],
+    ids=["no-details", "null-details", "non-uuid-id"],
+)
+def test_the_spool_takes_what_it_always_took(change: Callable[[dict[str, object]], object]) -> None:
+    """A spool line without details, with null details or a 36-character non-UUID id is read."""
+    item = change(json.loads(spool_line(entry_row(), "error", "now")))
+    assert isinstance(item, dict)
+    row = decode_entry(json.dumps(item).encode(), SPOOL_RULES)
+    assert row.event_id == item["event_id"]
+    kept = item.get("details") is not None
+    assert row.details == (entry_row().details if kept else "{}")
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (without_details, "details is missing"),
+        (lambda item: {**item, "event_id": "x" * 36}, "is not a UUID"),
+    ],
+    ids=["no-details", "non-uuid-id"],
+)
+def test_the_import_keeps_its_stricter_rules(
+    change: Callable[[dict[str, object]], object], reason: str
+) -> None:
+    """An exported line without details, or with an id that is not a UUID, is refused."""
+    line = json.dumps(change(json.loads(spool_line(entry_row(), "error", "now")))).encode()
+    with pytest.raises(RowError, match=reason):
+        decode_entry(line, REIMPORT_RULES)
+
+
+@pytest.mark.parametrize("rules", [SPOOL_RULES, REIMPORT_RULES], ids=["spool", "import"])
+def test_a_line_that_is_not_an_object_is_named_as_the_line(rules: LineRules) -> None:
+    """``[1]`` is refused as a line that is not a JSON object, not as details."""
+    with pytest.raises(RowError, match=r"not a JSON object \(the line is '\[1\]'\)") as caught:
+        decode_entry(b"[1]", rules)
+    assert "details" not in str(caught.value)

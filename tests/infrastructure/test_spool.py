@@ -251,3 +251,19 @@ def test_an_append_during_a_drain_waits_and_survives_the_truncation(tmp_path: Pa
     assert appended.is_set()
     with spool.draining() as contents:
         assert contents.rows == late
+
+
+def test_lenient_lines_are_replayed_and_a_non_object_line_is_named(tmp_path: Path) -> None:
+    """No details, null details or a 36-character non-UUID id: read; ``[1]``: the line refused."""
+    spool = Spool(tmp_path / "s.jsonl")
+    spool.append([make_row(seq) for seq in range(3)], "error")
+    items = [json.loads(line) for line in spool.path.read_bytes().splitlines()]
+    del items[0]["details"]
+    items[1]["details"] = None
+    items[2]["event_id"] = "not-a-uuid-but-thirty-six-characters"
+    spool.path.write_bytes(b"".join(json.dumps(item).encode() + b"\n" for item in items) + b"[1]\n")
+    with spool.draining() as contents:
+        assert [row.details for row in contents.rows] == ["{}", "{}", make_row(2).details]
+        assert contents.rows[2].event_id == "not-a-uuid-but-thirty-six-characters"
+        assert [line.line_number for line in contents.rejected] == [4]
+        assert contents.rejected[0].reason == "not a JSON object (the line is '[1]')"

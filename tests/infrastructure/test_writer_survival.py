@@ -92,14 +92,14 @@ class Injector:
 
     def encode(self) -> None:
         """The spool cannot encode the poison entry's line."""
-        original = spool_module._encode_line
+        original = spool_module.spool_line
 
         def encode_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
             if row.actor == POISON:
                 self.fail("the spool's encoder")
             return original(row, error, spooled_at)
 
-        self.monkeypatch.setattr(spool_module, "_encode_line", encode_line)
+        self.monkeypatch.setattr(spool_module, "spool_line", encode_line)
 
     def checkpoint(self) -> None:
         """Every automatic checkpoint fails."""

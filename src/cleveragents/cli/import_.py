@@ -44,7 +44,7 @@ from cleveragents.cli.common import (
 )
 from cleveragents.domain.errors import AuditError
 from cleveragents.domain.rows import ChainedRow, EntryRow
-from cleveragents.infrastructure.accounting import ImportDeclaration
+from cleveragents.domain.system_entries import ImportDeclaration
 from cleveragents.infrastructure.persistence.chain_copy import ChainCopy, ChainRefusedError
 from cleveragents.infrastructure.persistence.errors import describe
 from cleveragents.infrastructure.persistence.import_target import ImportTarget

@@ -1,7 +1,7 @@
 """How entries are written: JSON Lines, plain tab-separated lines, CSV, Rich tables and lines.
 
 A row is what :mod:`cleveragents.infrastructure.persistence.browse` reads, its
-fields read by name (a :class:`~cleveragents.infrastructure.row_codec.StoredRow`):
+fields read by name (a :class:`~cleveragents.infrastructure.persistence.browse.BrowsedRow`):
 ``details`` is the stored canonical JSON text, which JSON Lines embed as they are
 (:func:`~cleveragents.infrastructure.row_codec.json_line`, re-exported here).
 
@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from rich.table import Table
 from rich.text import Text
 
-from cleveragents.infrastructure.row_codec import STORED_FIELDS, StoredRow, iso_time, json_line
+from cleveragents.infrastructure.persistence.browse import BrowsedRow
+from cleveragents.infrastructure.row_codec import STORED_FIELDS, iso_time, json_line
 
 __all__ = [
     "CSV_HEADER",
@@ -58,7 +59,7 @@ def short_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
-def plain_line(row: StoredRow) -> str:
+def plain_line(row: BrowsedRow) -> str:
     """Tab-separated: id, time, type, actor, resource, correlation id, details (``-`` if none).
 
     Tabs, line breaks and backslashes inside a field are written as ``\\t``, ``\\n``,
@@ -77,13 +78,13 @@ def plain_line(row: StoredRow) -> str:
     return "\t".join("-" if f is None else f.translate(_ESCAPES) for f in fields) + "\n"
 
 
-def csv_chunk(rows: Iterable[StoredRow], *, header: bool) -> bytes:
+def csv_chunk(rows: Iterable[BrowsedRow], *, header: bool) -> bytes:
     """CSV records (RFC 4180, CRLF) for ``rows``, UTF-8; None is an empty field."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     if header:
         writer.writerow(CSV_HEADER)
-    # Unpacked into names: as fast as row[N], twice as fast as a SQLAlchemy Row's attributes.
+    # Unpacked into names: as fast as indexing, twice as fast as a SQLAlchemy Row's attributes.
     for (
         entry_id,
         event_id,
@@ -113,7 +114,7 @@ def _style(event_type: str) -> str:
     return _STYLES.get(event_type.rsplit(".", 1)[-1], "")
 
 
-def entries_table(rows: Sequence[StoredRow], *, title: str | None = None) -> Table:
+def entries_table(rows: Sequence[BrowsedRow], *, title: str | None = None) -> Table:
     """A Rich table of entries, for a terminal."""
     table = Table(title=title, title_justify="left", expand=True, show_lines=False)
     table.add_column("id", justify="right", style="dim", no_wrap=True)
@@ -138,7 +139,7 @@ def entries_table(rows: Sequence[StoredRow], *, title: str | None = None) -> Tab
     return table
 
 
-def rich_line(row: StoredRow) -> Text:
+def rich_line(row: BrowsedRow) -> Text:
     """One entry as one styled line, for ``tail`` at a terminal."""
     line = Text()
     line.append(short_time(row.created_at), style="dim")

@@ -3,8 +3,7 @@
 :class:`WriterIdentity` gathers what ``writer.opened`` says about the writer (host,
 pid, library version) and builds the writer's own system entries through
 :mod:`cleveragents.domain.system_entries`, where every system entry's details are
-built and read (see there for what each one declares). The builders of the
-declarations of no writer are re-exported here under their former names.
+built and read (see there for what each one declares).
 """
 
 from __future__ import annotations
@@ -19,26 +18,13 @@ from importlib import metadata
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.rows import PendingRow
 from cleveragents.domain.system_entries import (
-    SYSTEM_ACTOR,
-    ImportDeclaration,
-    system_row,
     writer_closed,
     writer_dropped,
     writer_opened,
-    writer_seq_ranges,
     writer_spooled,
 )
-from cleveragents.domain.system_entries import spool_replayed as replayed_declaration
 
-__all__ = [
-    "SYSTEM_ACTOR",
-    "ImportDeclaration",
-    "WriterIdentity",
-    "library_version",
-    "replayed_declaration",
-    "system_row",
-    "writer_seq_ranges",
-]
+__all__ = ["WriterIdentity", "library_version"]
 
 
 @cache

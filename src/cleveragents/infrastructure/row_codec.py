@@ -20,18 +20,19 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any, TypeVar
 
 import orjson
 
 from cleveragents.domain.chain import canonical_header, entry_hash
-from cleveragents.domain.details import decode_details, encode_details
+from cleveragents.domain.details import decode_details, encode_details, load_json_exact
 from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
 from cleveragents.domain.limits import check_text
 from cleveragents.domain.rows import ChainedRow, EntryRow
+from cleveragents.infrastructure.persistence.browse import BrowsedChainRow, BrowsedRow
 
 __all__ = [
     "NOT_REPLAYED",
@@ -40,8 +41,6 @@ __all__ = [
     "STORED_FIELDS",
     "LineRules",
     "RowError",
-    "StoredChainRow",
-    "StoredRow",
     "chain_line",
     "decode_chained",
     "decode_entry",
@@ -56,43 +55,10 @@ class RowError(ValueError):
     """A JSON line that is not an entry: the message names what is wrong."""
 
 
-class StoredRow(NamedTuple):
-    """A row as the command line reads it (``browse.ROW_COLUMNS``): ``details`` as stored."""
-
-    id: int
-    event_id: str
-    event_type: str
-    actor: str | None
-    resource: str | None
-    correlation_id: str | None
-    created_at: datetime
-    details: str
-
-
-class StoredChainRow(NamedTuple):
-    """A :class:`StoredRow` followed by its chain fields (``browse.CHAIN_COLUMNS``)."""
-
-    id: int
-    event_id: str
-    event_type: str
-    actor: str | None
-    resource: str | None
-    correlation_id: str | None
-    created_at: datetime
-    details: str
-    seq: int
-    prev_hash: str
-    entry_hash: str
-    hmac: str | None
-    writer_id: str | None
-    writer_seq: int | None
-
-
-#: The fields of a :class:`StoredRow`, in its order (the columns of a CSV export).
-STORED_FIELDS: tuple[str, ...] = StoredRow._fields
-_STORED_LENGTH = len(STORED_FIELDS)
+#: The fields of a :class:`BrowsedRow`, in its order (the columns of a CSV export).
+STORED_FIELDS: tuple[str, ...] = BrowsedRow._fields
 #: The chain fields a chain line carries, in its order.
-_CHAIN_LINE_FIELDS = StoredChainRow._fields[_STORED_LENGTH:]
+_CHAIN_LINE_FIELDS = BrowsedChainRow._fields[len(STORED_FIELDS) :]
 
 #: System entries a spool or an import never brings in: a purge's, a replay's or an
 #: import's own declaration is made where it happens, and one from elsewhere could hide
@@ -105,6 +71,7 @@ NOT_REPLAYED = frozenset(
     }
 )
 
+_T = TypeVar("_T")
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 _DETAILS_KEY = b',"details":'
 #: The longest writer_id a column holds (a UUID).
@@ -121,12 +88,12 @@ def iso_time(moment: datetime) -> str:
 
 
 def json_line(row: Sequence[Any], extra: Mapping[str, Any] | None = None) -> bytes:
-    """One JSON Lines record of a :class:`StoredRow` (or a row of its columns), newline
+    """One JSON Lines record of a :class:`BrowsedRow` (or a row of its columns), newline
     included; ``details`` is spliced in last, as stored.
 
     ``extra``: more fields, written after the entry's own and before ``details``.
     """
-    # Unpacked into names: as fast as row[N], twice as fast as a SQLAlchemy Row's attributes.
+    # Unpacked into names: as fast as indexing, twice as fast as a SQLAlchemy Row's attributes.
     entry_id, event_id, event_type, actor, resource, correlation_id, created_at, details = row
     fields = {
         "id": entry_id,
@@ -143,27 +110,25 @@ def json_line(row: Sequence[Any], extra: Mapping[str, Any] | None = None) -> byt
     return orjson.dumps(fields)[:-1] + b',"details":' + text.encode() + b"}\n"
 
 
-def chain_line(row: StoredChainRow) -> bytes:
+def chain_line(row: BrowsedChainRow) -> bytes:
     """One line of a chain export: a :func:`json_line` with the chain's fields too."""
-    stored, chain = row[:_STORED_LENGTH], row[_STORED_LENGTH:]
-    return json_line(stored, dict(zip(_CHAIN_LINE_FIELDS, chain, strict=True)))
+    stored = [getattr(row, name) for name in STORED_FIELDS]
+    return json_line(stored, {name: getattr(row, name) for name in _CHAIN_LINE_FIELDS})
 
 
 def spool_line(row: EntryRow, error: str, spooled_at: str) -> bytes:
     """One line of the spool: ``row`` with the ``error`` that kept it out, newline included."""
-    # Unpacked in EntryRow's order: a plain tuple of its fields is taken too.
-    event_id, event_type, actor, resource, details, correlation_id, created_at, *writer = row
-    writer_id, writer_seq = writer
+    details = row.details
     line = {
-        "event_id": event_id,
-        "event_type": event_type,
-        "actor": actor,
-        "resource": resource,
+        "event_id": row.event_id,
+        "event_type": row.event_type,
+        "actor": row.actor,
+        "resource": row.resource,
         "details": orjson.Fragment(details),
-        "correlation_id": correlation_id,
-        "created_at": created_at.isoformat(),
-        "writer_id": writer_id,
-        "writer_seq": writer_seq,
+        "correlation_id": row.correlation_id,
+        "created_at": row.created_at.isoformat(),
+        "writer_id": row.writer_id,
+        "writer_seq": row.writer_seq,
         "error": error,
         "spooled_at": spooled_at,
     }
@@ -189,10 +154,20 @@ class LineRules:
     #: Why a declaration (:data:`NOT_REPLAYED`) is refused, ``{}`` for its type; None:
     #: declarations are taken (a chain keeps them).
     refuse_declarations: str | None
+    #: Refuse a line without ``details`` (the spool takes one as ``{}``, as it always has).
+    details_required: bool = True
+    #: The event_id must parse as a UUID; else any 36 characters (what the spool took).
+    strict_event_id: bool = True
 
 
-#: The spool's lines: the writer's fields kept, declarations refused.
-SPOOL_RULES = LineRules(True, "{} is written by the command itself, never replayed")
+#: The spool's lines: the writer's fields kept, declarations refused; as lenient as the
+#: spool has always been on details and event_id, so that no spooled entry is lost.
+SPOOL_RULES = LineRules(
+    True,
+    "{} is written by the command itself, never replayed",
+    details_required=False,
+    strict_event_id=False,
+)
 #: The lines of an export, re-chained by ``import``.
 REIMPORT_RULES = LineRules(
     False,
@@ -204,56 +179,64 @@ _CHAIN_RULES = LineRules(True, None)
 
 def _read_object(line: bytes) -> dict[str, Any]:
     try:
-        return decode_details(line.decode("utf-8"))
+        value = load_json_exact(line.decode("utf-8"))
     except UnicodeDecodeError:
         raise RowError("not UTF-8") from None
     except ValueError as exc:
         raise RowError(f"not a JSON object ({exc})") from None
+    if not isinstance(value, dict):
+        raise RowError(f"not a JSON object (the line is {line[:80].decode(errors='replace')!r})")
+    return value
 
 
-def _text_field(entry: dict[str, Any], name: str, *, required: bool = False) -> str | None:
+def _text_field(entry: dict[str, Any], name: str) -> str | None:
     value = entry.get(name)
-    if value is None:
-        if required:
-            raise RowError(f"{name} is missing")
-        return None
-    if not isinstance(value, str):
+    if value is not None and not isinstance(value, str):
         raise RowError(f"{name} must be a string, not {type(value).__name__}")
     return value
 
 
-def _hash_field(entry: dict[str, Any], name: str, *, optional: bool = False) -> str | None:
+def _required_text(entry: dict[str, Any], name: str) -> str:
+    value = _text_field(entry, name)
+    if value is None:
+        raise RowError(f"{name} is missing")
+    return value
+
+
+def _hash_field(entry: dict[str, Any], name: str) -> str:
     value = entry.get(name)
-    if value is None and optional:
-        return None
     if not isinstance(value, str) or not _HEX64.fullmatch(value):
         raise RowError(f"{name} {value!r} is not a SHA-256 hex digest")
     return value
 
 
-def _count_field(entry: dict[str, Any], name: str, *, optional: bool = False) -> int | None:
+def _count_field(entry: dict[str, Any], name: str) -> int:
     value = entry.get(name)
-    if value is None and optional:
-        return None
     if type(value) is not int or value < 1:
         raise RowError(f"{name} {value!r} is not a positive integer")
     return value
 
 
-def _event_id(entry: dict[str, Any]) -> str:
-    event_id = _text_field(entry, "event_id", required=True)
-    assert event_id is not None
+def _unless_null(
+    entry: dict[str, Any], name: str, read: Callable[[dict[str, Any], str], _T]
+) -> _T | None:
+    return None if entry.get(name) is None else read(entry, name)
+
+
+def _event_id(entry: dict[str, Any], rules: LineRules) -> str:
+    event_id = _required_text(entry, "event_id")
     try:
         if len(event_id) != 36:
             raise ValueError
-        uuid.UUID(event_id)
+        if rules.strict_event_id:
+            uuid.UUID(event_id)
     except ValueError:
         raise RowError(f"event_id {event_id!r} is not a UUID") from None
     return event_id
 
 
 def _event_type(entry: dict[str, Any], rules: LineRules) -> str:
-    event_type = _text_field(entry, "event_type", required=True)
+    event_type = _required_text(entry, "event_type")
     try:
         kind = coerce_stored_event_type(event_type).value
     except ValueError:
@@ -264,8 +247,7 @@ def _event_type(entry: dict[str, Any], rules: LineRules) -> str:
 
 
 def _created_at(entry: dict[str, Any]) -> datetime:
-    created_text = _text_field(entry, "created_at", required=True)
-    assert created_text is not None
+    created_text = _required_text(entry, "created_at")
     try:
         created_at = datetime.fromisoformat(created_text)
     except ValueError:
@@ -275,11 +257,11 @@ def _created_at(entry: dict[str, Any]) -> datetime:
     return created_at
 
 
-def _details(entry: dict[str, Any]) -> str:
-    if "details" not in entry:
+def _details(entry: dict[str, Any], rules: LineRules) -> str:
+    if "details" not in entry and rules.details_required:
         raise RowError("details is missing")
     try:
-        return encode_details(entry["details"])
+        return encode_details(entry.get("details"))
     except (TypeError, ValueError) as exc:
         raise RowError(str(exc)) from None
 
@@ -298,14 +280,14 @@ def _writer(entry: dict[str, Any]) -> tuple[str | None, int | None]:
     writer_id = _text_field(entry, "writer_id")  # older spool lines have neither
     if writer_id is not None and len(writer_id) > _WRITER_ID_LENGTH:
         raise RowError(f"writer_id {writer_id[:40]!r}... is longer than a writer id")
-    return writer_id, _count_field(entry, "writer_seq", optional=True)
+    return writer_id, _unless_null(entry, "writer_seq", _count_field)
 
 
 def _entry_row(entry: dict[str, Any], rules: LineRules) -> EntryRow:
-    event_id = _event_id(entry)
+    event_id = _event_id(entry, rules)
     event_type = _event_type(entry, rules)
     created_at = _created_at(entry)
-    details = _details(entry)
+    details = _details(entry, rules)
     actor, resource, correlation_id = _texts(entry)
     writer_id, writer_seq = _writer(entry) if rules.keep_writer else (None, None)
     return EntryRow(
@@ -349,10 +331,7 @@ def decode_chained(line: bytes) -> ChainedRow:
     seq = _count_field(entry, "seq")
     prev_hash = _hash_field(entry, "prev_hash")
     hashed = _hash_field(entry, "entry_hash")
-    mac = _hash_field(entry, "hmac", optional=True)
-    assert seq is not None
-    assert prev_hash is not None
-    assert hashed is not None
+    mac = _unless_null(entry, "hmac", _hash_field)
     if _hash_of(row, seq, prev_hash) != hashed:
         raw = _raw_details(line)
         if raw is not None and _hash_of(row._replace(details=raw), seq, prev_hash) == hashed:

@@ -27,8 +27,7 @@ import orjson
 
 from cleveragents.domain.replay import RejectedLine
 from cleveragents.domain.rows import EntryRow
-from cleveragents.infrastructure.row_codec import SPOOL_RULES, decode_entry
-from cleveragents.infrastructure.row_codec import spool_line as _encode_line  # a seam for tests
+from cleveragents.infrastructure.row_codec import SPOOL_RULES, decode_entry, spool_line
 
 __all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents"]
 
@@ -69,7 +68,7 @@ class Spool:
         unencodable: list[tuple[EntryRow, str]] = []
         for row in rows:
             try:
-                lines.append(_encode_line(row, error, spooled_at))
+                lines.append(spool_line(row, error, spooled_at))
             except Exception as exc:
                 unencodable.append((row, f"{type(exc).__name__}: {exc}"))
         if lines:

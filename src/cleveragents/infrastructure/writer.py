@@ -31,7 +31,7 @@ What the writer guarantees:
   so a process that ends without ``close()`` still persists what it recorded.
 
 This module is the drain loop. Beside it: retries and the split of a batch
-(``write_retry``, ``bisection``), what became of each row (``writer_spooling``), the
+(``write_retry``, ``bisection``), what became of each row (``writer_ledger``), the
 writer's own declarations (``writer_accounting``), flush and stop (``writer_control``).
 """
 
@@ -52,7 +52,7 @@ from cleveragents.infrastructure.spool import Spool
 from cleveragents.infrastructure.write_retry import BatchSink, RetryingWrite, RetryPolicy
 from cleveragents.infrastructure.writer_accounting import WriterAccount
 from cleveragents.infrastructure.writer_control import STOP, Barrier, Flushes
-from cleveragents.infrastructure.writer_spooling import WriterLedger, callers, error_text
+from cleveragents.infrastructure.writer_ledger import WriterLedger, callers, error_text
 
 __all__ = ["MAX_FAILURES_IN_ROW", "AuditWriter", "BatchSink", "RetryPolicy"]
 
@@ -68,7 +68,7 @@ class AuditWriter:
     The entry's way: :meth:`_serve` takes an item from the queue, :meth:`_drain_once`
     gathers a batch behind it, :meth:`_write` writes it (retried and split by
     :mod:`~cleveragents.infrastructure.write_retry`, what fails given up to the spool
-    by :mod:`~cleveragents.infrastructure.writer_spooling`), the writer's own
+    by :mod:`~cleveragents.infrastructure.writer_ledger`), the writer's own
     declarations are queued (:mod:`~cleveragents.infrastructure.writer_accounting`),
     and the flushes waiting on the batch are released.
     """

@@ -20,6 +20,7 @@ from cleveragents import AuditService, VerifyStatus
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.limits import MAX_DETAILS_BYTES, MAX_DETAILS_DEPTH, MAX_TEXT_BYTES
+from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.spool import Spool
 from tests.conftest import MakeService
 from tests.support import GENEROUS_S
@@ -192,8 +193,18 @@ def test_a_spool_with_at_limit_and_over_limit_lines_replays_the_good_and_rejects
     service = make_service(database_url=database_url)
     spool = Spool(service.spool_path.with_name("handmade.spool.jsonl"))
     now = datetime.now(UTC)
-    good = (new_event_id(), "tool.invoked", AT_LIMIT_TEXT, None, encode_details(at_limit_details()))
-    assert spool.append([(*good, None, now, None, None)], "test") == []
+    good = EntryRow(
+        event_id=new_event_id(),
+        event_type="tool.invoked",
+        actor=AT_LIMIT_TEXT,
+        resource=None,
+        details=encode_details(at_limit_details()),
+        correlation_id=None,
+        created_at=now,
+        writer_id=None,
+        writer_seq=None,
+    )
+    assert spool.append([good], "test") == []
     line = {
         "event_id": new_event_id(),
         "event_type": "tool.invoked",

@@ -8,13 +8,13 @@ import orjson
 import pytest
 
 from cleveragents.domain.verification import (
-    MAX_FINDINGS,
     Checkpoint,
     Finding,
     FindingKind,
     VerifyReport,
     VerifyStatus,
 )
+from cleveragents.domain.verification.report import MAX_FINDINGS
 from tests.domain.verification.support import (
     DROPPED,
     T0,

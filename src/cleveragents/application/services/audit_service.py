@@ -51,6 +51,11 @@ class AuditService(Lifecycle, TrailAccess):
     session (INSERT + COMMIT per record), so the caller's transaction sees the row.
 
     The service is open until :meth:`close`; it is a context manager.
+
+    Inherited: from :class:`TrailAccess` (``trail_access.py``) the reads
+    (:meth:`count`, :meth:`query`, :meth:`get`), :meth:`verify`, :meth:`checkpoint`,
+    :meth:`replay` and :attr:`spool_path`; from :class:`Lifecycle` (``lifecycle.py``)
+    :meth:`aflush`, :meth:`aclose` and the context managers (``with``, ``async with``).
     """
 
     def __init__(self, settings: Settings | None = None, *, session: Session | None = None) -> None:

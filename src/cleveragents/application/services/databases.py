@@ -91,12 +91,10 @@ class OwnedDatabase:
         self._hmac_key = hmac_key
         self.description = database.url
         self.sqlite_path = database.sqlite_path
-        self.write_one = database.write_one
-        self.connect = database.connect
-        self.dispose = database.dispose
-        self.before_fork = database.before_fork
-        self.after_fork_in_parent = database.after_fork_in_parent
-        self.after_fork_in_child = database.after_fork_in_child
+
+    def write_one(self, row: EntryRow) -> int:
+        """Append one row and commit; its id."""
+        return self.database.write_one(row)
 
     def insert_new(self, rows: Sequence[EntryRow]) -> Inserted:
         """Insert the rows not stored yet, per batch; rows the database refuses are isolated."""
@@ -117,6 +115,26 @@ class OwnedDatabase:
     def checkpoint(self) -> Checkpoint:
         """A checkpoint of the chain head now."""
         return trail.current_checkpoint(self.database)
+
+    def connect(self) -> AbstractContextManager[Connection]:
+        """A reader for the committed entries, never a connection the writer holds."""
+        return self.database.connect()
+
+    def dispose(self) -> None:
+        """Close every pooled connection of the engine."""
+        self.database.dispose()
+
+    def before_fork(self) -> None:
+        """Before os.fork(): on a SQLite file, wait until no write is under way."""
+        self.database.before_fork()
+
+    def after_fork_in_parent(self) -> None:
+        """After os.fork(), in the parent: let writes go on."""
+        self.database.after_fork_in_parent()
+
+    def after_fork_in_child(self) -> None:
+        """After os.fork(), in the child: forget the parent's connections."""
+        self.database.after_fork_in_child()
 
 
 class SessionDatabase:

@@ -16,7 +16,6 @@ from cleveragents.domain.verification.report import (
     VerifyReport,
     VerifyStatus,
 )
-from cleveragents.domain.verification.report import MAX_FINDINGS as MAX_FINDINGS
 from cleveragents.domain.verification.stored import StoredRow
 from cleveragents.domain.verification.verifier import ChainVerifier
 

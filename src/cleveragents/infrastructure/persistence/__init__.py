@@ -1,6 +1,5 @@
 """Persistence: the audit table, the engine factory, batch inserts and reads."""
 
-from cleveragents.domain.rows import ROW_FIELDS, EntryRow
 from cleveragents.infrastructure.persistence.database import AuditDatabase, open_database
 from cleveragents.infrastructure.persistence.errors import is_transient
 from cleveragents.infrastructure.persistence.reads import (
@@ -13,12 +12,10 @@ from cleveragents.infrastructure.persistence.reads import (
 from cleveragents.infrastructure.persistence.table import AuditLogRecord, Base, audit_log
 
 __all__ = [
-    "ROW_FIELDS",
     "AuditDatabase",
     "AuditLogRecord",
     "Base",
     "EntryFilter",
-    "EntryRow",
     "audit_log",
     "count",
     "get",

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Select, func, literal_column, select, text
 
@@ -23,6 +23,8 @@ __all__ = [
     "CHAIN_COLUMNS",
     "ROW_COLUMNS",
     "Bounds",
+    "BrowsedChainRow",
+    "BrowsedRow",
     "bounds",
     "chain_page",
     "count_rows",
@@ -58,6 +60,38 @@ CHAIN_COLUMNS = (
     audit_log.c.writer_id,
     audit_log.c.writer_seq,
 )
+
+
+class BrowsedRow(NamedTuple):
+    """A row as the command line reads it (:data:`ROW_COLUMNS`): ``details`` as stored."""
+
+    id: int
+    event_id: str
+    event_type: str
+    actor: str | None
+    resource: str | None
+    correlation_id: str | None
+    created_at: datetime
+    details: str
+
+
+class BrowsedChainRow(NamedTuple):
+    """A :class:`BrowsedRow` followed by its chain fields (:data:`CHAIN_COLUMNS`)."""
+
+    id: int
+    event_id: str
+    event_type: str
+    actor: str | None
+    resource: str | None
+    correlation_id: str | None
+    created_at: datetime
+    details: str
+    seq: int
+    prev_hash: str
+    entry_hash: str
+    hmac: str | None
+    writer_id: str | None
+    writer_seq: int | None
 
 
 def chain_page(

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from cleveragents.domain.errors import AuditStorageError
 from cleveragents.domain.rows import EntryRow
-from cleveragents.infrastructure.accounting import replayed_declaration
+from cleveragents.domain.system_entries import spool_replayed
 from cleveragents.infrastructure.bisection import bisect_failures
 from cleveragents.infrastructure.persistence.bulk import Declare, StoredAlreadyError, append
 from cleveragents.infrastructure.persistence.errors import describe, is_transient
@@ -227,7 +227,7 @@ def insert_new(
 def _replayed(rows: Sequence[EntryRow], first_seq: int) -> EntryRow | None:
     """The ``spool.replayed`` row (it names writer_seqs, so ``first_seq`` is not needed)."""
     del first_seq
-    return replayed_declaration(rows)
+    return spool_replayed(rows)
 
 
 def insert_one(session: Session, row: EntryRow, *, hmac_key: bytes | None) -> int:

@@ -20,7 +20,7 @@ from cleveragents.infrastructure.accounting import WriterIdentity
 from cleveragents.infrastructure.audit_queue import AuditQueue
 from cleveragents.infrastructure.spool import Spool
 from cleveragents.infrastructure.writer_accounting import WriterAccount
-from cleveragents.infrastructure.writer_spooling import WriterLedger, callers, error_text
+from cleveragents.infrastructure.writer_ledger import WriterLedger, callers, error_text
 
 
 def pending(n: int) -> PendingRow:
