@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from cleveragents.domain.details import encode_details
 from cleveragents.domain.event_types import AuditEventType
@@ -70,18 +70,6 @@ def _percentiles(timings_ns: list[int]) -> dict[str, float]:
     }
 
 
-class _RawRow(NamedTuple):
-    """A row of the raw bulk insert, in its column order."""
-
-    event_id: str
-    event_type: str
-    actor: str
-    resource: str
-    details: str
-    correlation_id: str
-    created_at: datetime
-
-
 def _run_limit(url: str, entries: int) -> dict[str, Any]:
     """Raw DBAPI bulk insert of the same rows: sqlite3 executemany, or psycopg COPY."""
     from cleveragents.infrastructure.persistence.bulk import sqlite_time_text
@@ -90,9 +78,7 @@ def _run_limit(url: str, entries: int) -> dict[str, Any]:
     database = open_database(url)  # creates the table, with its indexes
     details = encode_details(DETAILS)
     rows = [
-        _RawRow(
-            new_event_id(), _KIND.value, _ACTOR, _RESOURCE, details, _CORRELATION, datetime.now(UTC)
-        )
+        (new_event_id(), _KIND.value, _ACTOR, _RESOURCE, details, _CORRELATION, datetime.now(UTC))
         for _ in range(entries)
     ]
     raw = database.engine.raw_connection()
@@ -104,21 +90,13 @@ def _run_limit(url: str, entries: int) -> dict[str, Any]:
         if database.engine.dialect.name == "postgresql":
             with cursor.copy(f"COPY audit_log ({columns}, details_json) FROM STDIN") as copy:
                 for row in chunk:
-                    copy.write_row((*row, row.details))
+                    copy.write_row((*row, details))
         else:
             cursor.executemany(
                 f"INSERT INTO audit_log ({columns}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (
-                        row.event_id,
-                        row.event_type,
-                        row.actor,
-                        row.resource,
-                        row.details,
-                        row.correlation_id,
-                        sqlite_time_text(row.created_at),
-                    )
-                    for row in chunk
+                    (event_id, kind, actor, resource, text, correlation, sqlite_time_text(created))
+                    for event_id, kind, actor, resource, text, correlation, created in chunk
                 ],
             )
         raw.commit()
