@@ -125,10 +125,10 @@ def test_the_queued_rows_are_given_up_and_control_messages_put_back() -> None:
     marker = object()
     entries.put_control(marker)
     book = ledger()
-    book.give_up_queued(entries, "the writer thread is not running", requeue_controls=True)
+    book.give_up_queued(entries, "the writer thread is not running", requeue_controls=lambda: True)
     assert book.failed == 3
     assert entries.get_nowait() is marker
-    book.give_up_queued(entries, "again", requeue_controls=False)
+    book.give_up_queued(entries, "again", requeue_controls=lambda: False)
     assert entries.qsize() == 0
 
 
@@ -165,7 +165,7 @@ def test_the_queue_is_not_touched_when_nothing_waits() -> None:
     """An empty queue gives nothing up."""
     entries = AuditQueue(1)
     book = ledger()
-    book.give_up_queued(entries, "nothing", requeue_controls=True)
+    book.give_up_queued(entries, "nothing", requeue_controls=lambda: True)
     assert book.failed == 0
     with pytest.raises(queue.Empty):
         entries.get_nowait()

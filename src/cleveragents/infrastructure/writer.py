@@ -229,7 +229,7 @@ class AuditWriter:
         past the close deadline.
         """
         # A stuck writer that recovers still sees its stop and flushes.
-        self._ledger.give_up_queued(self._queue, reason, requeue_controls=self._thread.is_alive())
+        self._ledger.give_up_queued(self._queue, reason, requeue_controls=self._thread.is_alive)
 
     def forget_after_fork(self) -> None:
         """In a forked child: this writer's thread is the parent's; never stop it at exit."""

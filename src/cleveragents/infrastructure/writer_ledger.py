@@ -107,11 +107,13 @@ class WriterLedger:
         if self._account is not None and self._on_writer_thread():
             self._account.declare_spooled()
 
-    def give_up_queued(self, entries: AuditQueue, reason: str, *, requeue_controls: bool) -> None:
+    def give_up_queued(
+        self, entries: AuditQueue, reason: str, *, requeue_controls: Callable[[], bool]
+    ) -> None:
         """Take the rows still waiting in ``entries``, count them as failed and spool them.
 
         Control messages (flushes, stop) taken on the way are put back when
-        ``requeue_controls``.
+        ``requeue_controls()`` says so once the queue is drained (the writer still runs).
         """
         orphans: list[EntryRow] = []
         controls: list[object] = []
@@ -124,7 +126,7 @@ class WriterLedger:
                 orphans.append(item)
             else:
                 controls.append(item)
-        if requeue_controls:
+        if requeue_controls():
             for message in controls:
                 entries.put_control(message)
         if orphans:

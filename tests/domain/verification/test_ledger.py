@@ -181,6 +181,16 @@ def test_malformed_declarations_do_not_crash_the_verifier() -> None:
     assert kinds(report) == [FindingKind.WRITER_GAP]
 
 
+@pytest.mark.parametrize("writer_seqs", [5, True, 1.5, "2-3", {"2": 3}])
+def test_spooled_ranges_that_are_not_a_list_do_not_crash_the_verifier(writer_seqs: Any) -> None:
+    """A writer.spooled whose writer_seqs is not a list is ignored (it raised TypeError before)."""
+    rows = chain(
+        numbered(W, [(1, OPENED), (3, SPOOLED, {"writer_seqs": writer_seqs}), (4, CLOSED)])
+    )
+    report = run(rows)
+    assert kinds(report) == [FindingKind.WRITER_GAP]
+
+
 def test_a_writer_first_seen_after_a_purge_may_start_anywhere() -> None:
     """After a purge a writer's earlier entries are gone by design: no gap before its first."""
     prev = "12" * 32
