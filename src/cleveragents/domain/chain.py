@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 
@@ -36,12 +37,14 @@ __all__ = [
     "ENTRY_TAG",
     "GENESIS_HASH",
     "HMAC_TAG",
+    "EntryFields",
     "canonical_header",
     "entry_digest",
     "entry_hash",
     "entry_hmac",
     "entry_hmac_of_digest",
     "epoch_micros",
+    "header_of",
 ]
 
 #: Domain separation: these bytes start every hashed entry.
@@ -90,6 +93,45 @@ def canonical_header(
             "writer_id": writer_id,
             "writer_seq": writer_seq,
         }
+    )
+
+
+class EntryFields(Protocol):
+    """The stored fields the header covers, by name: an ``EntryRow``, a verifier's row."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def event_type(self) -> str: ...
+    @property
+    def actor(self) -> str | None: ...
+    @property
+    def resource(self) -> str | None: ...
+    @property
+    def details(self) -> str: ...
+    @property
+    def correlation_id(self) -> str | None: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def writer_id(self) -> str | None: ...
+    @property
+    def writer_seq(self) -> int | None: ...
+
+
+def header_of(seq: int, row: EntryFields) -> bytes:
+    """:func:`canonical_header` of ``row`` at ``seq``."""
+    return canonical_header(
+        seq,
+        row.event_id,
+        row.event_type,
+        row.actor,
+        row.resource,
+        row.details,
+        row.correlation_id,
+        row.created_at,
+        row.writer_id,
+        row.writer_seq,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from cleveragents.domain.chain import canonical_header, entry_hash
+from cleveragents.domain.chain import entry_hash, header_of
 from cleveragents.domain.details import decode_details, encode_details, load_json_exact
 from cleveragents.domain.event_types import SystemEventType, coerce_stored_event_type
 from cleveragents.domain.limits import check_text
@@ -340,19 +340,7 @@ def decode_chained(line: bytes) -> ChainedRow:
 
 
 def _hash_of(row: EntryRow, seq: int, prev_hash: str) -> str:
-    header = canonical_header(
-        seq,
-        row.event_id,
-        row.event_type,
-        row.actor,
-        row.resource,
-        row.details,
-        row.correlation_id,
-        row.created_at,
-        row.writer_id,
-        row.writer_seq,
-    )
-    return entry_hash(prev_hash, header)
+    return entry_hash(prev_hash, header_of(seq, row))
 
 
 def _raw_details(line: bytes) -> str | None:

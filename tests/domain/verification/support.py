@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash, entry_hmac
+from cleveragents.domain.chain import GENESIS_HASH, entry_hash, entry_hmac, header_of
 from cleveragents.domain.event_types import SystemEventType
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.verification import (
@@ -81,18 +81,7 @@ def chain(
 def seal(row: StoredRow, key: bytes | None) -> StoredRow:
     """``row`` with its entry hash (and HMAC) recomputed from its fields and prev_hash."""
     assert row.prev_hash is not None
-    header = canonical_header(
-        seq=row.seq,
-        event_id=row.event_id,
-        event_type=row.event_type,
-        actor=row.actor,
-        resource=row.resource,
-        details=row.details,
-        correlation_id=row.correlation_id,
-        created_at=row.created_at,
-        writer_id=row.writer_id,
-        writer_seq=row.writer_seq,
-    )
+    header = header_of(row.seq, row)
     hashed = entry_hash(row.prev_hash, header)
     return replace(row, entry_hash=hashed, hmac=None if key is None else entry_hmac(key, hashed))
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hmac as _hmac
 from collections.abc import Iterable
 
-from cleveragents.domain.chain import GENESIS_HASH, canonical_header, entry_hash, entry_hmac
+from cleveragents.domain.chain import GENESIS_HASH, entry_hash, entry_hmac, header_of
 from cleveragents.domain.details import jsonb_can_hold
 from cleveragents.domain.verification.ledger import WriterLedger
 from cleveragents.domain.verification.report import (
@@ -204,18 +204,7 @@ class ChainVerifier:
 
     def _check_hash(self, row: StoredRow) -> None:
         assert row.seq is not None
-        header = canonical_header(
-            seq=row.seq,
-            event_id=row.event_id,
-            event_type=row.event_type,
-            actor=row.actor,
-            resource=row.resource,
-            details=row.details,
-            correlation_id=row.correlation_id,
-            created_at=row.created_at,
-            writer_id=row.writer_id,
-            writer_seq=row.writer_seq,
-        )
+        header = header_of(row.seq, row)
         prev = row.prev_hash if row.prev_hash is not None and is_hex64(row.prev_hash) else None
         if prev is None or row.entry_hash != entry_hash(prev, header):
             self.report(
