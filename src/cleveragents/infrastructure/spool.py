@@ -29,12 +29,21 @@ from cleveragents.domain.replay import RejectedLine
 from cleveragents.domain.rows import EntryRow
 from cleveragents.infrastructure.row_codec import SPOOL_RULES, decode_entry, spool_line
 
-__all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents"]
+__all__ = ["DEFAULT_SPOOL_NAME", "Spool", "SpoolContents", "spool_path_for"]
 
 #: The spool's name in the working directory when there is no SQLite file to put it beside.
 DEFAULT_SPOOL_NAME = "cleveragents_audit.spool.jsonl"
 
 _PRIVATE = 0o600
+
+
+def spool_path_for(configured: Path | None, sqlite_path: Path | None) -> Path:
+    """Where a service's spool is: as configured, beside its SQLite file, or in the cwd."""
+    if configured is not None:
+        return configured.absolute()
+    if sqlite_path is not None:
+        return sqlite_path.with_name(sqlite_path.name + ".spool.jsonl")
+    return Path.cwd() / DEFAULT_SPOOL_NAME
 
 
 @dataclass(frozen=True, slots=True)

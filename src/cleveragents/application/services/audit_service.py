@@ -9,7 +9,6 @@ batches, retries) or direct (INSERT + COMMIT) -> the database.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -35,7 +34,7 @@ from cleveragents.domain.event_types import AuditEventType
 from cleveragents.domain.events import DomainEvent
 from cleveragents.domain.stats import AuditStats
 from cleveragents.infrastructure.persistence.database import open_database
-from cleveragents.infrastructure.spool import DEFAULT_SPOOL_NAME, Spool
+from cleveragents.infrastructure.spool import Spool, spool_path_for
 
 __all__ = ["AuditService"]
 
@@ -65,12 +64,12 @@ class AuditService(Lifecycle, TrailAccess):
         self._preparer = EntryPreparer(self._settings)
         if session is not None:
             self._database: TrailDatabase = SessionDatabase(session, hmac_key)
-            self._spool = Spool(_spool_path(self._settings, None))
+            self._spool = Spool(spool_path_for(self._settings.audit_spool_path, None))
             self._recorder: Recorder = DirectRecorder(self._database)
             return
         owned = open_database(self._settings.database_url, hmac_key=hmac_key)
         self._database = OwnedDatabase(owned, hmac_key)
-        self._spool = Spool(_spool_path(self._settings, owned.sqlite_path))
+        self._spool = Spool(spool_path_for(self._settings.audit_spool_path, owned.sqlite_path))
         recorder: QueuedRecorder | DirectRecorder = (
             QueuedRecorder(owned, self._settings, self._spool)
             if self._settings.audit_async
@@ -237,12 +236,3 @@ class AuditService(Lifecycle, TrailAccess):
     def stats(self) -> AuditStats:
         """A snapshot of the counters."""
         return self._recorder.stats()
-
-
-def _spool_path(settings: Settings, sqlite_path: Path | None) -> Path:
-    """Where the spool is: the setting, beside a SQLite file, or in the working directory."""
-    if settings.audit_spool_path is not None:
-        return settings.audit_spool_path.absolute()
-    if sqlite_path is not None:
-        return sqlite_path.with_name(sqlite_path.name + ".spool.jsonl")
-    return Path.cwd() / DEFAULT_SPOOL_NAME
