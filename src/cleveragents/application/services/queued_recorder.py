@@ -88,7 +88,7 @@ class QueuedRecorder:
         try:
             self._queue.put_nowait(row)
         except queue.Full:
-            self._when_full().put_when_full(row, from_writer=self._writer.on_writer_thread())
+            self._queue.put_when_full(row, from_writer=self._writer.on_writer_thread())
         if self.closed:
             self._spool_if_orphaned()
         return PENDING_ID
@@ -98,16 +98,10 @@ class QueuedRecorder:
         try:
             self._queue.put_nowait(row)
         except queue.Full:
-            await self._when_full().aput_when_full(row)
+            await self._queue.aput_when_full(row)
         if self.closed:
             self._spool_if_orphaned()
         return PENDING_ID
-
-    def _when_full(self) -> AuditQueue:
-        """The queue, told first if its writer no longer runs (no room will come)."""
-        if not self._writer.is_alive():
-            self._queue.writer_ended()
-        return self._queue
 
     def _spool_if_orphaned(self) -> None:
         """After a record() that raced close(): if no writer will take the entry, spool it.
