@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 from structlog.testing import capture_logs
 
-from cleveragents.domain.errors import AuditWriterError
+from cleveragents.domain.errors import AuditQueueFullError, AuditWriterError
 from cleveragents.domain.ids import new_event_id
 from cleveragents.domain.rows import EntryRow, PendingRow, with_writer_seq
 from cleveragents.infrastructure import writer as writer_module
@@ -408,6 +408,18 @@ def test_stop_at_exit_logs_what_it_could_not_persist(make_writer: MakeWriter) ->
     assert incomplete["queue_depth"] >= 1
     release.set()
     wait_until(lambda: not writer.is_alive(), what="the writer to end")
+
+
+def test_once_the_thread_ends_a_full_queue_refuses_instead_of_waiting(
+    make_writer: MakeWriter,
+) -> None:
+    """The writer's end tells the queue: a put that finds it full is refused, not left waiting."""
+    entries, writer = make_writer(ListSink(), maxsize=1)
+    writer.start()
+    assert writer.stop(GENEROUS_S)
+    entries.put_nowait(make_row(1))  # after the stop: nobody will take it
+    with pytest.raises(AuditQueueFullError, match="its writer is not running"):
+        call_bounded(lambda: entries.put_when_full(make_row(2)), what="the refusal")
 
 
 # -- a writer thread that dies -------------------------------------------------------------
